@@ -1,0 +1,286 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { productionProblems } from './production-rules.js';
+
+/**
+ * The only place that reads process.env (an ESLint rule enforces it). Everything else
+ * receives the frozen Config built here.
+ */
+
+const booleanString = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes' || value === 'on');
+
+const commaList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  );
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^-?\d+$/, 'must be an integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value === '' ? undefined : value));
+
+const environmentSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: integer(0, 65535).default(3000),
+  DATA_DIR: z.string().min(1).default('./data'),
+  PUBLIC_URL: z.url().optional(),
+
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DEBUG: booleanString.default(false),
+
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  DATABASE_POOL_MAX: integer(1, 200).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: integer(100, 120_000).default(5_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: integer(100, 600_000).default(10_000),
+  DATABASE_IDLE_TIMEOUT_MS: integer(1_000, 3_600_000).default(30_000),
+  DATABASE_SSL: z.enum(['disable', 'require', 'verify-full']).default('disable'),
+  DATABASE_SSL_CA_PATH: z.string().min(1).optional(),
+
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
+
+  JWT_SECRET: optionalSecret,
+  JWT_KEY_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -')
+    .default('k1'),
+  JWT_PREVIOUS_SECRETS: commaList.default([]),
+  COOKIE_SECRET: optionalSecret,
+  COOKIE_PREVIOUS_SECRETS: commaList.default([]),
+  ADMIN_API_TOKEN: optionalSecret,
+
+  STRIPE_MODE: z.enum(['sandbox', 'test', 'live']).optional(),
+  STRIPE_SECRET_KEY: optionalSecret,
+  STRIPE_WEBHOOK_SECRET: commaList.default([]),
+  STRIPE_SANDBOX_PORT: integer(1, 65535).default(12111),
+
+  CORS_ORIGINS: commaList.default([]),
+  ALLOWED_HOSTS: commaList.optional(),
+  TRUST_PROXY: z.string().optional(),
+  HTTPS_REDIRECT: booleanString.optional(),
+  BODY_LIMIT_BYTES: integer(1_024, 10 * 1024 * 1024).default(1024 * 1024),
+
+  METRICS_TOKEN: optionalSecret,
+  SENTRY_DSN: z.url().optional(),
+
+  SHUTDOWN_TIMEOUT_MS: integer(100, 300_000).default(10_000),
+  READY_MIN_FREE_DISK_MB: integer(0, 10_000_000).default(100),
+  READY_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
+  JOBS_ENABLED: booleanString.default(true),
+});
+
+export type RawEnvironment = z.infer<typeof environmentSchema>;
+
+/** The absolute hard cap on any request body, whatever a route or setting asks for. */
+export const ABSOLUTE_BODY_LIMIT_BYTES = 10 * 1024 * 1024;
+
+export type NodeEnvironment = 'development' | 'test' | 'production';
+export type StripeMode = 'sandbox' | 'test' | 'live';
+
+export interface SigningSecret {
+  readonly keyId: string;
+  readonly secret: string;
+}
+
+export type DatabaseConfig =
+  | { readonly kind: 'pglite'; readonly dataDir: string }
+  | {
+      readonly kind: 'postgres';
+      readonly url: string;
+      readonly poolMax: number;
+      readonly connectTimeoutMs: number;
+      readonly statementTimeoutMs: number;
+      readonly idleTimeoutMs: number;
+      readonly ssl: 'disable' | 'require' | 'verify-full';
+      readonly sslCaPath: string | undefined;
+    };
+
+/** TRUST_PROXY as parsed: nothing trusted, a list of addresses/CIDRs, or an (unsafe) hop count / trust-all. */
+export type TrustProxySetting =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'addresses'; readonly addresses: readonly string[] }
+  | { readonly kind: 'hops'; readonly hops: number }
+  | { readonly kind: 'all' };
+
+export interface Config {
+  readonly env: NodeEnvironment;
+  readonly isProduction: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly publicUrl: string | undefined;
+  readonly log: { readonly level: RawEnvironment['LOG_LEVEL']; readonly debug: boolean };
+  readonly database: DatabaseConfig;
+  readonly redisUrl: string | undefined;
+  readonly secrets: {
+    readonly jwt: SigningSecret | undefined;
+    readonly previousJwt: readonly SigningSecret[];
+    readonly cookie: string | undefined;
+    readonly previousCookie: readonly string[];
+    readonly adminApiToken: string | undefined;
+  };
+  readonly stripe: {
+    readonly mode: StripeMode;
+    readonly secretKey: string | undefined;
+    readonly webhookSecrets: readonly string[];
+    readonly sandboxPort: number;
+  };
+  readonly http: {
+    readonly corsOrigins: readonly string[];
+    readonly allowedHosts: readonly string[];
+    readonly trustProxy: TrustProxySetting;
+    readonly httpsRedirect: boolean;
+    readonly bodyLimitBytes: number;
+  };
+  readonly metricsToken: string | undefined;
+  readonly sentryDsn: string | undefined;
+  readonly shutdownTimeoutMs: number;
+  readonly readiness: { readonly minFreeDiskBytes: number; readonly checkTimeoutMs: number };
+  readonly jobsEnabled: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly reasons: readonly string[]) {
+    super(`Invalid configuration:\n${reasons.map((reason) => `  - ${reason}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const DEVELOPMENT_ALLOWED_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+function parseTrustProxy(value: string | undefined): TrustProxySetting {
+  const trimmed = value?.trim() ?? '';
+  if (trimmed === '' || trimmed === 'false') return { kind: 'none' };
+  if (trimmed === 'true' || trimmed === '*') return { kind: 'all' };
+  if (/^\d+$/.test(trimmed)) return { kind: 'hops', hops: Number(trimmed) };
+  return {
+    kind: 'addresses',
+    addresses: trimmed
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  };
+}
+
+function parseJwtPrevious(entries: readonly string[], reasons: string[]): SigningSecret[] {
+  const result: SigningSecret[] = [];
+  for (const [index, entry] of entries.entries()) {
+    const separator = entry.indexOf(':');
+    if (separator <= 0) {
+      reasons.push(`JWT_PREVIOUS_SECRETS[${index}]: must be "<keyId>:<secret>"`);
+      continue;
+    }
+    result.push({ keyId: entry.slice(0, separator), secret: entry.slice(separator + 1) });
+  }
+  return result;
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const field = issue.path.join('.') || '(environment)';
+  return `${field}: ${issue.message}`;
+}
+
+/**
+ * Parses an environment into a Config without touching the disk. Throws ConfigError with
+ * one line per problem: schema errors always, production lockdown rules when
+ * NODE_ENV=production.
+ */
+export function loadConfig(environment: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "not set" for every variable, as in most .env tooling.
+  const cleaned: Record<string, string> = {};
+  for (const [key, value] of Object.entries(environment)) {
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const parsed = environmentSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map(formatIssue));
+  }
+  const raw = parsed.data;
+  const reasons: string[] = [];
+  const isProduction = raw.NODE_ENV === 'production';
+  const dataDir = path.resolve(raw.DATA_DIR);
+
+  const database: DatabaseConfig = raw.DATABASE_URL
+    ? {
+        kind: 'postgres',
+        url: raw.DATABASE_URL,
+        poolMax: raw.DATABASE_POOL_MAX,
+        connectTimeoutMs: raw.DATABASE_CONNECT_TIMEOUT_MS,
+        statementTimeoutMs: raw.DATABASE_STATEMENT_TIMEOUT_MS,
+        idleTimeoutMs: raw.DATABASE_IDLE_TIMEOUT_MS,
+        ssl: raw.DATABASE_SSL,
+        sslCaPath: raw.DATABASE_SSL_CA_PATH,
+      }
+    : { kind: 'pglite', dataDir: path.join(dataDir, 'pglite') };
+
+  const config: Config = {
+    env: raw.NODE_ENV,
+    isProduction,
+    host: raw.HOST,
+    port: raw.PORT,
+    dataDir,
+    publicUrl: raw.PUBLIC_URL,
+    log: { level: raw.LOG_LEVEL, debug: raw.DEBUG },
+    database,
+    redisUrl: raw.REDIS_URL,
+    secrets: {
+      jwt: raw.JWT_SECRET ? { keyId: raw.JWT_KEY_ID, secret: raw.JWT_SECRET } : undefined,
+      previousJwt: parseJwtPrevious(raw.JWT_PREVIOUS_SECRETS, reasons),
+      cookie: raw.COOKIE_SECRET,
+      previousCookie: raw.COOKIE_PREVIOUS_SECRETS,
+      adminApiToken: raw.ADMIN_API_TOKEN,
+    },
+    stripe: {
+      mode: raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox'),
+      secretKey: raw.STRIPE_SECRET_KEY,
+      webhookSecrets: raw.STRIPE_WEBHOOK_SECRET,
+      sandboxPort: raw.STRIPE_SANDBOX_PORT,
+    },
+    http: {
+      corsOrigins: raw.CORS_ORIGINS,
+      allowedHosts: raw.ALLOWED_HOSTS ?? (isProduction ? [] : DEVELOPMENT_ALLOWED_HOSTS),
+      trustProxy: parseTrustProxy(raw.TRUST_PROXY),
+      httpsRedirect: raw.HTTPS_REDIRECT ?? isProduction,
+      bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    },
+    metricsToken: raw.METRICS_TOKEN,
+    sentryDsn: raw.SENTRY_DSN,
+    shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
+    readiness: {
+      minFreeDiskBytes: raw.READY_MIN_FREE_DISK_MB * 1024 * 1024,
+      checkTimeoutMs: raw.READY_CHECK_TIMEOUT_MS,
+    },
+    jobsEnabled: raw.JOBS_ENABLED,
+  };
+
+  if (isProduction) reasons.push(...productionProblems(config));
+  if (reasons.length > 0) throw new ConfigError(reasons);
+  return deepFreeze(config);
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value as Record<string, unknown>)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import type { DatabaseConfig } from '../../config/config.js';
+import { beginStatement, parseInt8, type Database, type Queryable, type QueryResult, type TransactionOptions } from './database.js';
+
+type PostgresConfig = Extract<DatabaseConfig, { kind: 'postgres' }>;
+
+const INT8_OID = 20;
+
+const typeParsers = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8_OID) return parseInt8;
+    return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text');
+  },
+} as pg.CustomTypesConfig;
+
+function sslOptions(config: PostgresConfig): pg.PoolConfig['ssl'] {
+  if (config.ssl === 'disable') return false;
+  const ca = config.sslCaPath ? readFileSync(config.sslCaPath, 'utf8') : undefined;
+  // "require" encrypts without checking the server's certificate (like libpq's sslmode=require);
+  // "verify-full" checks the chain and the host name.
+  return config.ssl === 'verify-full' ? { rejectUnauthorized: true, ...(ca ? { ca } : {}) } : { rejectUnauthorized: false };
+}
+
+function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+  return {
+    async query<Row>(text: string, params: readonly unknown[] = []): Promise<QueryResult<Row>> {
+      const result = await client.query({ text, values: [...params] });
+      return { rows: result.rows as Row[], rowCount: Math.max(result.rowCount ?? 0, result.rows.length) };
+    },
+    async exec(script: string): Promise<void> {
+      // Without parameters node-postgres uses the simple protocol, which accepts several statements.
+      await client.query(script);
+    },
+  };
+}
+
+export interface PostgresDatabaseOptions {
+  readonly onPoolError?: (error: Error) => void;
+}
+
+/**
+ * node-postgres with a bounded pool, a connect timeout, a statement timeout, an idle-in-
+ * transaction timeout and TLS when DATABASE_SSL asks for it.
+ */
+export function createPostgresDatabase(config: PostgresConfig, options: PostgresDatabaseOptions = {}): Database {
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.poolMax,
+    connectionTimeoutMillis: config.connectTimeoutMs,
+    idleTimeoutMillis: config.idleTimeoutMs,
+    statement_timeout: config.statementTimeoutMs,
+    idle_in_transaction_session_timeout: Math.max(config.statementTimeoutMs * 2, 10_000),
+    application_name: 'bulwark',
+    ssl: sslOptions(config),
+    types: typeParsers,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (error) => options.onPoolError?.(error));
+  const root = wrap(pool);
+  let closed = false;
+  return {
+    driver: 'postgres',
+    query: root.query,
+    exec: root.exec,
+    async transaction<T>(work: (tx: Queryable) => Promise<T>, transactionOptions?: TransactionOptions): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query(beginStatement(transactionOptions));
+        const result = await work(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          // The connection is unusable; destroy it rather than return it to the pool.
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        }
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}
