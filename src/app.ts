@@ -64,6 +64,15 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     readinessTimeoutMs: config.readiness.checkTimeoutMs,
   });
 
+  // While closing, tell keep-alive clients to hang up after their in-flight response;
+  // otherwise an idle keep-alive connection would hold the shutdown open until it times out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('Connection', 'close');
+  });
   app.addHook('onClose', async () => {
     await deps.scheduler.stop();
     await deps.database.close();

@@ -8,7 +8,7 @@ import { resolveDevelopmentSecrets } from '../../src/config/development-secrets.
 import { buildApp } from '../../src/app.js';
 import { createDependencies, type DependencyOverrides, type Dependencies } from '../../src/dependencies.js';
 import { createLogger } from '../../src/platform/observability/logger.js';
-import { createPgliteDatabase } from '../../src/platform/database/pglite-database.js';
+import { createTestPglite } from './pglite.js';
 
 /** Collects every JSON log line an app writes, for assertions on what is (not) logged. */
 export class LogCapture extends Writable {
@@ -51,7 +51,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const logs = new LogCapture();
   const logger = createLogger(config, logs);
   const database =
-    options.database ?? (config.database.kind === 'pglite' ? await createPgliteDatabase('memory://') : undefined);
+    options.database ?? (config.database.kind === 'pglite' ? await createTestPglite() : undefined);
   const deps = await createDependencies(config, { ...options, logger, ...(database ? { database } : {}) });
   const app = await buildApp(deps);
   await options.beforeReady?.(app);

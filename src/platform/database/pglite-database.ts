@@ -20,7 +20,11 @@ function wrap(target: PGlite | PgliteTransaction): Queryable {
  */
 export async function createPgliteDatabase(dataDir: string): Promise<Database> {
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const pglite = await PGlite.create(dataDir, { parsers: { [types.INT8]: parseInt8 } });
+  return wrapPglite(await PGlite.create(dataDir, { parsers: { [types.INT8]: parseInt8 } }));
+}
+
+/** Our Database interface over an already created PGlite instance. */
+export function wrapPglite(pglite: PGlite): Database {
   const root = wrap(pglite);
   return {
     driver: 'pglite',

@@ -7,7 +7,9 @@ import { AppError } from '../../errors/app-error.js';
  * `constructor.prototype` anywhere is refused with 400, not silently stripped.
  */
 export function registerJsonBodyParser(app: FastifyInstance): void {
-  app.removeContentTypeParser('application/json');
+  // JSON only: any other content type is 415. (Routes that need a raw body, such as
+  // Stripe webhooks, add their own parser in their own plugin scope.)
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') {
