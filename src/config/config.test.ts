@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from './config.js';
 
 /** A production environment that passes every rule; each test breaks one thing. */
 function validProduction(): Record<string, string> {
@@ -143,5 +143,19 @@ describe('production lockdown (CFG-2)', () => {
 
   it('applies none of the production rules outside production', () => {
     expect(reasonsFor({ DEBUG: 'true', TRUST_PROXY: '2', CORS_ORIGINS: '*', STRIPE_MODE: 'live' })).toEqual([]);
+  });
+});
+
+describe('.env.example (CFG-1)', () => {
+  it('lists every variable the service reads, each with a comment, and nothing else', async () => {
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const lines = text.split('\n');
+    const listed = lines.flatMap((line, index) => {
+      const match = /^([A-Z][A-Z0-9_]*)=/.exec(line);
+      return match?.[1] ? [{ name: match[1], comment: lines[index - 1] ?? '' }] : [];
+    });
+    expect(listed.map((entry) => entry.name).sort()).toEqual([...ENVIRONMENT_VARIABLES].sort());
+    for (const entry of listed) expect(entry.comment, entry.name).toMatch(/^#/);
   });
 });

@@ -90,6 +90,9 @@ const environmentSchema = z.object({
 
 export type RawEnvironment = z.infer<typeof environmentSchema>;
 
+/** Every variable the service reads; .env.example documents each one (a test checks). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
+
 /** The absolute hard cap on any request body, whatever a route or setting asks for. */
 export const ABSOLUTE_BODY_LIMIT_BYTES = 10 * 1024 * 1024;
 
