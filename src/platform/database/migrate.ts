@@ -53,9 +53,10 @@ export interface MigrationReport {
  */
 export async function migrate(database: Database, migrations: readonly Migration[] = loadMigrations()): Promise<MigrationReport> {
   return database.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
-    // Large migrations must not be cut by the pool's statement timeout.
+    // Neither a large migration nor waiting for another instance's migration may be cut
+    // by the pool's statement timeout, so lift it before taking the lock.
     await tx.query('SET LOCAL statement_timeout = 0');
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY,
       name text NOT NULL,

@@ -5,11 +5,19 @@ import { beginStatement, parseInt8, type Database, type Queryable, type QueryRes
 
 type PostgresConfig = Extract<DatabaseConfig, { kind: 'postgres' }>;
 
-const INT8_OID = 20;
+const OID = { int8: 20, int8Array: 1016, textArray: 1009, numericArray: 1231 } as const;
 
+const parseTextArray = pg.types.getTypeParser(OID.textArray, 'text') as (text: string) => string[];
+
+/**
+ * The same rules as PGlite: int8 (and int8[]) become safe integers or an error, numeric
+ * (and numeric[]) stay strings, so money never passes through a binary float.
+ */
 const typeParsers = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === INT8_OID) return parseInt8;
+    if (oid === OID.int8) return parseInt8;
+    if (oid === OID.int8Array) return (text: string) => parseTextArray(text).map((item) => (item === null ? null : parseInt8(item)));
+    if (oid === OID.numericArray) return parseTextArray;
     return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text');
   },
 } as pg.CustomTypesConfig;
@@ -66,6 +74,14 @@ export function createPostgresDatabase(config: PostgresConfig, options: Postgres
     async transaction<T>(work: (tx: Queryable) => Promise<T>, transactionOptions?: TransactionOptions): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // While checked out, a client has no pool listener: without ours, the server ending
+      // the connection mid-transaction would be an uncaught exception. The failing query
+      // rejects on its own; this only records that the client must not be reused.
+      const onClientError = (error: Error) => {
+        broken = error;
+        options.onPoolError?.(error);
+      };
+      client.on('error', onClientError);
       try {
         await client.query(beginStatement(transactionOptions));
         const result = await work(wrap(client));
@@ -80,6 +96,7 @@ export function createPostgresDatabase(config: PostgresConfig, options: Postgres
         }
         throw error;
       } finally {
+        client.off('error', onClientError);
         client.release(broken);
       }
     },
