@@ -7,7 +7,7 @@ type PostgresConfig = Extract<DatabaseConfig, { kind: 'postgres' }>;
 
 const OID = { int8: 20, int8Array: 1016, textArray: 1009, numericArray: 1231 } as const;
 
-const parseTextArray = pg.types.getTypeParser(OID.textArray, 'text') as (text: string) => string[];
+const parseTextArray = pg.types.getTypeParser(OID.textArray as unknown as Parameters<typeof pg.types.getTypeParser>[0], 'text') as (text: string) => string[];
 
 /**
  * The same rules as PGlite: int8 (and int8[]) become safe integers or an error, numeric
