@@ -6,9 +6,9 @@ import { registerErrorHandling } from './errors/error-handler.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
 import { registerJsonBodyParser } from './platform/http/json-body.js';
-import { generateRequestId, REQUEST_ID_HEADER } from './platform/http/request-id.js';
+import { generateRequestId } from './platform/http/request-id.js';
 import { createValidatorCompiler } from './platform/http/validation.js';
-import { registerHttpMetrics } from './platform/observability/http-metrics.js';
+import { registerResponseObservers } from './platform/observability/http-metrics.js';
 
 /**
  * Builds the HTTP application from its dependencies: platform plugins first, then the
@@ -37,17 +37,11 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
       route.bodyLimit = ABSOLUTE_BODY_LIMIT_BYTES;
     }
   });
-  app.addHook('onRequest', async (request, reply) => {
-    void reply.header(REQUEST_ID_HEADER, request.id);
-  });
   await registerEdge(app, config);
   registerJsonBodyParser(app);
   app.setValidatorCompiler(createValidatorCompiler());
   registerErrorHandling(app, deps.errorReporter);
-  registerHttpMetrics(app, deps.metrics);
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ req: request, res: reply, responseTimeMs: Math.round(reply.elapsedTime * 100) / 100 }, 'request completed');
-  });
+  registerResponseObservers(app, deps.metrics);
 
   await app.register(swagger, {
     openapi: {
@@ -64,16 +58,16 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     readinessTimeoutMs: config.readiness.checkTimeoutMs,
   });
 
-  // While closing, tell keep-alive clients to hang up after their in-flight response;
-  // otherwise an idle keep-alive connection would hold the shutdown open until it times out.
-  let closing = false;
+  // server.close() drops only the keep-alive connections idle at that moment; one whose
+  // request was in flight becomes idle later and would hold the shutdown open until its
+  // keep-alive timeout. Sweep idle connections until the server has closed (no per-request cost).
+  let idleSweep: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) void reply.header('Connection', 'close');
+    idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
+    idleSweep.unref();
   });
   app.addHook('onClose', async () => {
+    clearInterval(idleSweep);
     await deps.scheduler.stop();
     await deps.database.close();
     await deps.errorReporter.flush(2_000);

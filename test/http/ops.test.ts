@@ -109,8 +109,8 @@ describe('GET /metrics (OPS-2)', () => {
     const response = await app.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/text\/plain/);
-    expect(response.body).toMatch(/http_requests_total\{method="GET",route="\/health",status_code="200"\} 2/);
-    expect(response.body).toMatch(/http_requests_total\{method="GET",route="\(unmatched\)",status_code="404"\} 1/);
+    expect(response.body).toMatch(/http_request_duration_seconds_count\{method="GET",route="\/health",status_code="200"\} 2/);
+    expect(response.body).toMatch(/http_request_duration_seconds_count\{method="GET",route="\(unmatched\)",status_code="404"\} 1/);
     expect(response.body).toMatch(/http_request_duration_seconds_bucket\{le="[0-9.]+",method="GET",route="\/health",status_code="200"\}/);
     expect(response.body).toContain('process_cpu_user_seconds_total');
     expect(response.body).not.toContain('/definitely/not/here');
@@ -126,7 +126,7 @@ describe('GET /metrics (OPS-2)', () => {
     expect(wrong.statusCode).toBe(401);
     const right = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${token}` } });
     expect(right.statusCode).toBe(200);
-    expect(right.body).toContain('http_requests_total');
+    expect(right.body).toContain('http_request_duration_seconds_count');
   });
 });
 
@@ -186,6 +186,7 @@ describe('production headers and the OpenAPI document', () => {
     });
     expect(response.statusCode).toBe(200);
     expect(response.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains; preload');
+    expect(response.headers['content-security-policy']).toContain('upgrade-insecure-requests');
   });
 
   it('serves the generated OpenAPI document at /docs/openapi.json', async () => {

@@ -1,8 +1,9 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
 import type { Config, TrustProxySetting } from '../../config/config.js';
 import { AppError } from '../../errors/app-error.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
+import { securityHeaders } from './security-headers.js';
 
 /** Fastify's trustProxy option from our setting: never `true` unless asked for outside production. */
 export function trustProxyOption(setting: TrustProxySetting): boolean | number | string[] {
@@ -33,53 +34,50 @@ export const CORS_EXPOSED_HEADERS = ['X-Request-Id', 'Retry-After', 'RateLimit-L
 /** Paths load balancers and orchestrators probe over plain HTTP inside the cluster. */
 const PROBE_PATHS = new Set(['/health', '/ready', '/metrics']);
 
+function pathOf(url: string): string {
+  const questionMark = url.indexOf('?');
+  return questionMark === -1 ? url : url.slice(0, questionMark);
+}
+
 /**
- * The service's edge: security headers on every response, the Host allowlist, HTTPS
- * enforcement behind a trusted proxy, and CORS for configured origins only.
+ * The service's edge, as the first hook of every request (so even refusals carry its
+ * headers): request id and security headers, the Host allowlist, HTTPS enforcement
+ * behind a trusted proxy; then CORS for configured origins only. One synchronous hook
+ * rather than several async ones: this runs on every request.
  */
 export async function registerEdge(app: FastifyInstance, config: Config): Promise<void> {
-  await app.register(helmet, {
-    global: true,
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        baseUri: ["'self'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        objectSrc: ["'none'"],
-        ...(config.isProduction ? { upgradeInsecureRequests: [] } : {}),
-      },
-    },
-    hsts: { maxAge: 31_536_000, includeSubDomains: true, preload: config.isProduction },
-    frameguard: { action: 'deny' },
-    referrerPolicy: { policy: 'no-referrer' },
-  });
-
+  const headers = securityHeaders({ production: config.isProduction });
   const allowedHosts = new Set(config.http.allowedHosts.map((host) => host.toLowerCase()));
-  app.addHook('onRequest', async (request) => {
-    const hostname = request.hostname.toLowerCase();
-    if (!allowedHosts.has(hostname)) {
-      throw new AppError('HOST_NOT_ALLOWED', 'Host header is not one this service answers to');
-    }
-  });
+  const httpsRedirect = config.http.httpsRedirect;
 
-  if (config.http.httpsRedirect) {
-    app.addHook('onRequest', async (request, reply) => {
-      // request.protocol honours X-Forwarded-Proto only from a trusted proxy.
-      if (request.protocol === 'https' || PROBE_PATHS.has(request.url.split('?', 1)[0] ?? '')) return;
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.headers(headers);
+    void reply.header(REQUEST_ID_HEADER, request.id);
+    // request.hostname honours X-Forwarded-Host only from a trusted proxy.
+    if (!allowedHosts.has(request.hostname.toLowerCase())) {
+      done(new AppError('HOST_NOT_ALLOWED', 'Host header is not one this service answers to'));
+      return;
+    }
+    // request.protocol honours X-Forwarded-Proto only from a trusted proxy.
+    if (httpsRedirect && request.protocol !== 'https' && !PROBE_PATHS.has(pathOf(request.url))) {
       if (request.method === 'GET' || request.method === 'HEAD') {
-        return reply.redirect(`https://${request.host}${request.url}`, 301);
+        // Answering from a callback hook: send, and do not call done().
+        void reply.redirect(`https://${request.host}${request.url}`, 301);
+        return;
       }
       // Redirecting a POST would invite the client to resend its body in the clear again.
-      throw new AppError('HTTPS_REQUIRED', 'Use HTTPS');
-    });
-  }
+      done(new AppError('HTTPS_REQUIRED', 'Use HTTPS'));
+      return;
+    }
+    done();
+  });
 
+  // Without configured origins there is nothing to allow: no CORS headers, no preflight route.
   const origins = new Set(config.http.corsOrigins);
+  if (origins.size === 0) return;
   await app.register(cors, {
-    origin: origins.size === 0 ? false : (origin, callback) => callback(null, origin !== undefined && origins.has(origin)),
-    credentials: origins.size > 0,
+    origin: (origin, callback) => callback(null, origin !== undefined && origins.has(origin)),
+    credentials: true,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     allowedHeaders: CORS_ALLOWED_HEADERS,
     exposedHeaders: CORS_EXPOSED_HEADERS,

@@ -1,0 +1,60 @@
+// The servers a scenario can point at. Each is started once per run, as its own process,
+// and reused by every scenario and round. `prepare` only describes the process (the runner
+// spawns it), so an aborted run never leaves a server behind.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './lib/net.mjs';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const PROJECT_DIR = path.resolve(BENCH_DIR, '..');
+
+/** A minimal environment: nothing from the caller's shell (SENTRY_DSN, ALLOWED_HOSTS...) leaks in. */
+function baseEnv() {
+  return { PATH: process.env.PATH ?? '', ...(process.env.SYSTEMROOT ? { SYSTEMROOT: process.env.SYSTEMROOT } : {}) };
+}
+
+export const systems = {
+  bare: {
+    label: 'bare node:http',
+    description: 'bench/bare-server.mjs: node:http, one handler, same status, content type and body',
+    readyPath: '/health',
+    async prepare({ settings }) {
+      const port = await freePort(settings.host);
+      return {
+        name: 'bare node:http reference',
+        command: process.execPath,
+        args: [path.join(BENCH_DIR, 'bare-server.mjs')],
+        cwd: PROJECT_DIR,
+        env: { ...baseEnv(), HOST: settings.host, PORT: String(port) },
+        host: settings.host,
+        port,
+      };
+    },
+  },
+  bulwark: {
+    label: 'Bulwark',
+    description: 'node dist/server.js (NODE_ENV=development, LOG_LEVEL=warn, JOBS_ENABLED=false, PostgreSQL)',
+    readyPath: '/health',
+    async prepare({ settings, databaseUrl, dataDir }) {
+      const port = await freePort(settings.host);
+      return {
+        name: 'Bulwark',
+        command: process.execPath,
+        args: [path.join(PROJECT_DIR, 'dist', 'server.js')],
+        cwd: PROJECT_DIR,
+        env: {
+          ...baseEnv(),
+          NODE_ENV: 'development',
+          HOST: settings.host,
+          PORT: String(port),
+          DATA_DIR: dataDir,
+          JOBS_ENABLED: 'false',
+          LOG_LEVEL: settings.serverLogLevel,
+          DATABASE_URL: databaseUrl,
+        },
+        host: settings.host,
+        port,
+      };
+    },
+  },
+};
