@@ -2,7 +2,9 @@ import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { systemClock, type Clock } from './platform/clock.js';
+import { APPLICATION_ROLE } from './platform/database/access.js';
 import { createDatabase } from './platform/database/create-database.js';
+import { createPostgresDatabase } from './platform/database/postgres-database.js';
 import type { Database } from './platform/database/database.js';
 import { migrate, type MigrationReport } from './platform/database/migrate.js';
 import { newId } from './platform/ids.js';
@@ -34,6 +36,39 @@ export interface DependencyOverrides {
 }
 
 /**
+ * Migrates as the connecting (owner) role, then hands out a database that works as the
+ * application role, which row-level security applies to. On PostgreSQL the migration
+ * uses its own one-connection pool and the service's pool sets the role at connection
+ * start-up; on PGlite's single connection the session switches role after migrating.
+ */
+async function openMigratedDatabase(
+  config: Config,
+  given: Database | undefined,
+  logger: Logger,
+): Promise<{ database: Database; migration: MigrationReport }> {
+  const onPoolError = (error: Error) => logger.error({ err: error }, 'database pool error');
+  if (!given && config.database.kind === 'postgres') {
+    const migrator = createPostgresDatabase({ ...config.database, poolMax: 1 }, { onPoolError });
+    let migration: MigrationReport;
+    try {
+      migration = await migrate(migrator);
+    } finally {
+      await migrator.close();
+    }
+    return { database: createPostgresDatabase(config.database, { onPoolError, role: APPLICATION_ROLE }), migration };
+  }
+  const database = given ?? (await createDatabase(config.database, onPoolError));
+  try {
+    const migration = await migrate(database);
+    if (database.driver === 'pglite') await database.exec(`SET ROLE ${APPLICATION_ROLE}`);
+    return { database, migration };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+/**
  * The composition root: picks each implementation from configuration (PGlite or
  * PostgreSQL, Sentry or nothing) and migrates the database before anything serves.
  */
@@ -41,16 +76,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const logger = overrides.logger ?? createLogger(config);
   const clock = overrides.clock ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const database =
-    overrides.database ??
-    (await createDatabase(config.database, (error) => logger.error({ err: error }, 'database pool error')));
-  let migration: MigrationReport;
-  try {
-    migration = await migrate(database);
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
+  const { database, migration } = await openMigratedDatabase(config, overrides.database, logger);
   if (migration.applied.length > 0) logger.info({ applied: migration.applied }, 'database migrated');
 
   const errorReporter = config.sentryDsn ? await createSentryReporter(config.sentryDsn, config.env, logger) : noErrorReporter;

@@ -56,6 +56,9 @@ export async function migrate(database: Database, migrations: readonly Migration
     // Neither a large migration nor waiting for another instance's migration may be cut
     // by the pool's statement timeout, so lift it before taking the lock.
     await tx.query('SET LOCAL statement_timeout = 0');
+    // Migrate as the connecting (owner) role, even on a connection that switched to the
+    // application role.
+    await tx.query('SET LOCAL ROLE NONE');
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY,

@@ -45,6 +45,11 @@ function wrap(client: pg.Pool | pg.PoolClient): Queryable {
 
 export interface PostgresDatabaseOptions {
   readonly onPoolError?: (error: Error) => void;
+  /**
+   * The role every connection works as, set at connection start-up (`-c role=...`), so a
+   * connection that cannot take the role fails instead of working as the owner.
+   */
+  readonly role?: string;
 }
 
 /**
@@ -62,6 +67,7 @@ export function createPostgresDatabase(config: PostgresConfig, options: Postgres
     application_name: 'bulwark',
     ssl: sslOptions(config),
     types: typeParsers,
+    ...(options.role !== undefined ? { options: `-c role=${options.role}` } : {}),
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (error) => options.onPoolError?.(error));
