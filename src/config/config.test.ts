@@ -8,6 +8,8 @@ function validProduction(): Record<string, string> {
     JWT_SECRET: 'j'.repeat(16) + 'k'.repeat(16) + 'l'.repeat(8),
     COOKIE_SECRET: 'c'.repeat(40),
     ADMIN_API_TOKEN: '0123456789abcdef'.repeat(4),
+    API_KEY_PEPPER: 'p'.repeat(32),
+    SMTP_URL: 'smtp://mail.internal:587',
     STRIPE_MODE: 'live',
     STRIPE_SECRET_KEY: ['sk', 'live', 'abcdefghijklmnop1234'].join('_'),
     STRIPE_WEBHOOK_SECRET: ['whsec', 'abcdefghijklmnop1234'].join('_'),
@@ -99,13 +101,15 @@ describe('production lockdown (CFG-2)', () => {
         'JWT_SECRET is missing',
         'COOKIE_SECRET is missing',
         'ADMIN_API_TOKEN is missing',
+        'API_KEY_PEPPER is missing',
         'STRIPE_SECRET_KEY is missing',
         'STRIPE_WEBHOOK_SECRET is missing',
         expect.stringContaining('ALLOWED_HOSTS is empty'),
         expect.stringContaining('DATABASE_URL is missing'),
+        expect.stringContaining('SMTP_URL is missing'),
       ]),
     );
-    expect(reasons).toHaveLength(7);
+    expect(reasons).toHaveLength(9);
   });
 
   const refusals: Array<[string, Record<string, string>, RegExp]> = [
@@ -120,6 +124,12 @@ describe('production lockdown (CFG-2)', () => {
     ['the admin token is not hex', { ADMIN_API_TOKEN: 'z'.repeat(64) }, /^ADMIN_API_TOKEN must be at least 64 hexadecimal/],
     ['the admin token is 63 hex characters', { ADMIN_API_TOKEN: '0123456789abcdef'.repeat(4).slice(1) }, /^ADMIN_API_TOKEN must be at least 64/],
     ['the admin token is one repeated character', { ADMIN_API_TOKEN: 'a'.repeat(64) }, /^ADMIN_API_TOKEN has too little variety/],
+    ['the API key pepper is missing', { API_KEY_PEPPER: '' }, /^API_KEY_PEPPER is missing$/],
+    ['the API key pepper is short', { API_KEY_PEPPER: 'short' }, /^API_KEY_PEPPER is shorter than 32 bytes$/],
+    ['the service secret is short', { API_SHARED_SECRET: 's'.repeat(20), EXTERNAL_JWT_SECRET: 'e'.repeat(40) }, /^API_SHARED_SECRET is shorter/],
+    ['a service secret has no identity provider', { API_SHARED_SECRET: 's'.repeat(40) }, /neither EXTERNAL_JWT_SECRET nor EXTERNAL_JWT_JWKS_URL/],
+    ['the external JWT secret is short', { EXTERNAL_JWT_SECRET: 'e'.repeat(10) }, /^EXTERNAL_JWT_SECRET is shorter/],
+    ['there is no mail server', { SMTP_URL: '' }, /^SMTP_URL is missing/],
     ['the Stripe key is missing', { STRIPE_SECRET_KEY: '' }, /^STRIPE_SECRET_KEY is missing$/],
     ['a test Stripe key is used in live mode', { STRIPE_SECRET_KEY: ['sk', 'test', 'abcdefghijkl'].join('_') }, /is a test key but STRIPE_MODE=live/],
     ['a live Stripe key is used in test mode', { STRIPE_MODE: 'test' }, /is a live key but STRIPE_MODE=test/],

@@ -67,6 +67,22 @@ const environmentSchema = z.object({
   COOKIE_SECRET: optionalSecret,
   COOKIE_PREVIOUS_SECRETS: commaList.default([]),
   ADMIN_API_TOKEN: optionalSecret,
+  API_KEY_PEPPER: optionalSecret,
+  JWT_ISSUER: z.string().min(1).max(200).default('bulwark'),
+  JWT_AUDIENCE: z.string().min(1).max(200).default('bulwark'),
+
+  API_SHARED_SECRET: optionalSecret,
+  EXTERNAL_JWT_SECRET: optionalSecret,
+  EXTERNAL_JWT_JWKS_URL: z.url().optional(),
+  EXTERNAL_JWT_ISSUER: z.string().min(1).optional(),
+  EXTERNAL_JWT_AUDIENCE: z.string().min(1).optional(),
+
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
+  MAIL_FROM: z.string().min(3).max(254).default('Bulwark <no-reply@localhost>'),
+  ALERT_WEBHOOK_URL: z.url().optional(),
 
   STRIPE_MODE: z.enum(['sandbox', 'test', 'live']).optional(),
   STRIPE_SECRET_KEY: optionalSecret,
@@ -140,7 +156,19 @@ export interface Config {
     readonly cookie: string | undefined;
     readonly previousCookie: readonly string[];
     readonly adminApiToken: string | undefined;
+    readonly apiKeyPepper: string | undefined;
   };
+  readonly jwt: { readonly issuer: string; readonly audience: string };
+  /** Trusted back-end callers acting for a user of an external identity provider (KEY-4, AUTH-7). */
+  readonly service: {
+    readonly sharedSecret: string | undefined;
+    readonly externalJwtSecret: string | undefined;
+    readonly externalJwksUrl: string | undefined;
+    readonly externalIssuer: string | undefined;
+    readonly externalAudience: string | undefined;
+  };
+  readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
+  readonly alertWebhookUrl: string | undefined;
   readonly stripe: {
     readonly mode: StripeMode;
     readonly secretKey: string | undefined;
@@ -251,7 +279,18 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       cookie: raw.COOKIE_SECRET,
       previousCookie: raw.COOKIE_PREVIOUS_SECRETS,
       adminApiToken: raw.ADMIN_API_TOKEN,
+      apiKeyPepper: raw.API_KEY_PEPPER,
     },
+    jwt: { issuer: raw.JWT_ISSUER, audience: raw.JWT_AUDIENCE },
+    service: {
+      sharedSecret: raw.API_SHARED_SECRET,
+      externalJwtSecret: raw.EXTERNAL_JWT_SECRET,
+      externalJwksUrl: raw.EXTERNAL_JWT_JWKS_URL,
+      externalIssuer: raw.EXTERNAL_JWT_ISSUER,
+      externalAudience: raw.EXTERNAL_JWT_AUDIENCE,
+    },
+    mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM, outboxDir: path.join(dataDir, 'outbox') },
+    alertWebhookUrl: raw.ALERT_WEBHOOK_URL,
     stripe: {
       mode: raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox'),
       secretKey: raw.STRIPE_SECRET_KEY,

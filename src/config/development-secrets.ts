@@ -10,6 +10,7 @@ interface StoredSecrets {
   cookieSecret: string;
   adminApiToken: string;
   stripeWebhookSecret: string;
+  apiKeyPepper: string;
 }
 
 function generate(): StoredSecrets {
@@ -18,6 +19,7 @@ function generate(): StoredSecrets {
     cookieSecret: randomBytes(32).toString('hex'),
     adminApiToken: randomBytes(32).toString('hex'),
     stripeWebhookSecret: `whsec_${randomBytes(24).toString('hex')}`,
+    apiKeyPepper: randomBytes(32).toString('hex'),
   };
 }
 
@@ -45,6 +47,7 @@ function loadOrCreate(dataDir: string): { secrets: StoredSecrets; file: string; 
     cookieSecret: stored.cookieSecret ?? fresh.cookieSecret,
     adminApiToken: stored.adminApiToken ?? fresh.adminApiToken,
     stripeWebhookSecret: stored.stripeWebhookSecret ?? fresh.stripeWebhookSecret,
+    apiKeyPepper: stored.apiKeyPepper ?? fresh.apiKeyPepper,
   };
   const changed = Object.keys(secrets).some(
     (key) => stored[key as keyof StoredSecrets] !== secrets[key as keyof StoredSecrets],
@@ -73,6 +76,7 @@ export function resolveDevelopmentSecrets(config: Config): ResolvedSecrets {
     config.secrets.jwt === undefined ||
     config.secrets.cookie === undefined ||
     config.secrets.adminApiToken === undefined ||
+    config.secrets.apiKeyPepper === undefined ||
     config.stripe.webhookSecrets.length === 0;
   if (!needed) return { config, secretsFile: undefined, created: false };
 
@@ -88,6 +92,7 @@ export function resolveDevelopmentSecrets(config: Config): ResolvedSecrets {
       jwt: config.secrets.jwt ?? { keyId: 'dev', secret: secrets.jwtSecret },
       cookie: config.secrets.cookie ?? secrets.cookieSecret,
       adminApiToken: config.secrets.adminApiToken ?? secrets.adminApiToken,
+      apiKeyPepper: config.secrets.apiKeyPepper ?? secrets.apiKeyPepper,
     },
     stripe: {
       ...config.stripe,

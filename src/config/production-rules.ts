@@ -68,6 +68,19 @@ export function productionProblems(config: Config): string[] {
     problems.push(...secretProblems(`COOKIE_PREVIOUS_SECRETS[${index}]`, secret));
   });
   problems.push(...adminTokenProblems(config.secrets.adminApiToken));
+  problems.push(...secretProblems('API_KEY_PEPPER', config.secrets.apiKeyPepper));
+  if (config.service.sharedSecret !== undefined) {
+    problems.push(...secretProblems('API_SHARED_SECRET', config.service.sharedSecret));
+    if (config.service.externalJwtSecret === undefined && config.service.externalJwksUrl === undefined) {
+      problems.push('API_SHARED_SECRET is set but neither EXTERNAL_JWT_SECRET nor EXTERNAL_JWT_JWKS_URL is');
+    }
+  }
+  if (config.service.externalJwtSecret !== undefined) {
+    problems.push(...secretProblems('EXTERNAL_JWT_SECRET', config.service.externalJwtSecret));
+  }
+  if (config.mail.smtpUrl === undefined) {
+    problems.push('SMTP_URL is missing: password reset and billing emails need a mail server in production');
+  }
   problems.push(...stripeProblems(config.stripe));
 
   if (config.http.corsOrigins.some((origin) => origin.includes('*'))) {

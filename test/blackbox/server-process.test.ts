@@ -107,6 +107,8 @@ describe('production start-up refusal (CFG-2)', () => {
         '  - JWT_SECRET is missing',
         '  - COOKIE_SECRET is missing',
         '  - ADMIN_API_TOKEN is missing',
+        '  - API_KEY_PEPPER is missing',
+        expect.stringContaining('SMTP_URL is missing'),
         '  - STRIPE_SECRET_KEY is missing',
         '  - STRIPE_WEBHOOK_SECRET is missing',
         expect.stringContaining('ALLOWED_HOSTS is empty'),
