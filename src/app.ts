@@ -1,9 +1,13 @@
+import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ABSOLUTE_BODY_LIMIT_BYTES } from './config/config.js';
 import type { Dependencies } from './dependencies.js';
 import { registerErrorHandling } from './errors/error-handler.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
+import { accountRoutes } from './modules/accounts/account.routes.js';
+import { authRoutes } from './modules/auth/auth.routes.js';
+import { registerAuthentication } from './modules/auth/authenticate.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
 import { registerJsonBodyParser } from './platform/http/json-body.js';
 import { generateRequestId } from './platform/http/request-id.js';
@@ -43,6 +47,20 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   registerErrorHandling(app, deps.errorReporter);
   registerResponseObservers(app, deps.metrics);
 
+  await app.register(cookie);
+  const adminApiToken = config.secrets.adminApiToken;
+  if (!adminApiToken) throw new Error('ADMIN_API_TOKEN must be resolved before building the app');
+  registerAuthentication(app, {
+    database: deps.database,
+    clock: deps.clock,
+    accessTokens: deps.accessTokens,
+    csrf: deps.csrf,
+    adminApiToken,
+    apiKeys: deps.apiKeys,
+    serviceSharedSecret: config.service.sharedSecret,
+    metrics: deps.metrics,
+  });
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -62,6 +80,16 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   // request was in flight becomes idle later and would hold the shutdown open until its
   // keep-alive timeout. Sweep idle connections until the server has closed (no per-request cost).
   let idleSweep: NodeJS.Timeout | undefined;
+  await app.register(authRoutes, {
+    auth: deps.auth,
+    csrf: deps.csrf,
+    cookies: { secure: config.isProduction },
+    clock: deps.clock,
+    database: deps.database,
+    logger: deps.logger,
+  });
+  await app.register(accountRoutes, { database: deps.database });
+
   app.addHook('preClose', async () => {
     idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
     idleSweep.unref();

@@ -13,6 +13,11 @@ import { createSentryReporter, noErrorReporter, type ErrorReporter } from './pla
 import { createLogger } from './platform/observability/logger.js';
 import { createMetrics, type Metrics } from './platform/observability/metrics.js';
 import { databaseCheck, diskCheck, stripeCheck, type ReadinessCheck } from './modules/ops/readiness.js';
+import { AccessTokens } from './modules/auth/access-tokens.js';
+import { AuthService } from './modules/auth/auth.service.js';
+import type { ApiKeyVerifierPort } from './modules/auth/authenticate.js';
+import { CsrfTokens } from './modules/auth/csrf.js';
+import { createMailer, type Mailer } from './platform/mail/mailer.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -26,6 +31,11 @@ export interface Dependencies {
   readonly readinessChecks: readonly ReadinessCheck[];
   readonly instanceId: string;
   readonly migration: MigrationReport;
+  readonly mailer: Mailer;
+  readonly accessTokens: AccessTokens;
+  readonly csrf: CsrfTokens;
+  readonly auth: AuthService;
+  readonly apiKeys: ApiKeyVerifierPort | undefined;
 }
 
 export interface DependencyOverrides {
@@ -33,6 +43,8 @@ export interface DependencyOverrides {
   readonly clock?: Clock;
   readonly database?: Database;
   readonly readinessChecks?: readonly ReadinessCheck[];
+  readonly mailer?: Mailer;
+  readonly apiKeys?: ApiKeyVerifierPort;
 }
 
 /**
@@ -90,9 +102,28 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     diskCheck(config.dataDir, config.readiness.minFreeDiskBytes),
   ];
 
+  const { jwt, cookie, previousJwt, previousCookie } = config.secrets;
+  if (!jwt || !cookie) throw new Error('JWT and cookie secrets must be resolved before creating dependencies');
+  const accessTokens = new AccessTokens({ current: jwt, previous: previousJwt, issuer: config.jwt.issuer, audience: config.jwt.audience });
+  const csrf = new CsrfTokens([cookie, ...previousCookie]);
+  const mailer = overrides.mailer ?? createMailer(config, logger);
+  const auth = new AuthService({
+    database,
+    clock,
+    accessTokens,
+    mailer,
+    logger: logger.child({ component: 'auth' }),
+    publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
+  });
+
   return {
     config,
     logger,
+    mailer,
+    accessTokens,
+    csrf,
+    auth,
+    apiKeys: overrides.apiKeys,
     clock,
     database,
     metrics: createMetrics(),

@@ -9,6 +9,9 @@ export const ID_PREFIX = {
   grant: 'grant',
   event: 'evt',
   request: 'req',
+  session: 'ses',
+  refreshToken: 'rt',
+  reset: 'pwr',
   instance: 'inst',
 } as const;
 

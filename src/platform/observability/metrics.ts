@@ -1,4 +1,4 @@
-import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * One registry per app instance (not prom-client's global one), so several instances in
@@ -8,6 +8,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** Latency per method, route template and status; its _count series is the request count. */
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
+  /** Authentication attempts on protected routes, by credential kind and outcome (ok or the error code). */
+  readonly authentications: Counter<'credential' | 'outcome'>;
 }
 
 export function createMetrics(): Metrics {
@@ -20,5 +22,11 @@ export function createMetrics(): Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  return { registry, httpRequestDuration };
+  const authentications = new Counter({
+    name: 'authentications_total',
+    help: 'Authentication attempts on protected routes, by credential kind and outcome',
+    labelNames: ['credential', 'outcome'] as const,
+    registers: [registry],
+  });
+  return { registry, httpRequestDuration, authentications };
 }

@@ -1,0 +1,253 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { AppError } from '../../errors/app-error.js';
+import type { Clock } from '../../platform/clock.js';
+import { asSystem, forAccount } from '../../platform/database/access.js';
+import { SqlState, sqlStateOf, type Database, type Queryable } from '../../platform/database/database.js';
+import { newId } from '../../platform/ids.js';
+import type { Mailer } from '../../platform/mail/mailer.js';
+import {
+  findAccount,
+  findActiveUserByEmail,
+  insertAccount,
+  insertUser,
+  normaliseEmail,
+  type AccountRow,
+  type UserRow,
+} from '../accounts/accounts.repository.js';
+import type { AccessTokens } from './access-tokens.js';
+import { hashPassword, passwordProblem, verifyAgainstDummy, verifyPassword } from './passwords.js';
+import {
+  insertPasswordReset,
+  insertRefreshToken,
+  lockPasswordReset,
+  lockRefreshToken,
+  markPasswordResetUsed,
+  markRotated,
+  revokeAllSessionsOfUser,
+  revokeFamily,
+  setPasswordHash,
+  type RefreshTokenRow,
+} from './sessions.repository.js';
+
+export const REFRESH_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
+/** However often it is refreshed, a login session ends after this (absolute expiry). */
+export const SESSION_MAX_AGE_SECONDS = 30 * 24 * 60 * 60;
+export const PASSWORD_RESET_TTL_SECONDS = 30 * 60;
+
+/** Opaque, high-entropy tokens are stored as their SHA-256: a leaked table yields nothing usable. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function newOpaqueToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export interface IssuedSession {
+  readonly sessionId: string;
+  readonly accessToken: string;
+  readonly refreshToken: string;
+  readonly refreshExpiresAt: Date;
+}
+
+export interface SignedIn extends IssuedSession {
+  readonly user: UserRow;
+  readonly account: AccountRow;
+}
+
+export interface AuthServiceOptions {
+  readonly database: Database;
+  readonly clock: Clock;
+  readonly accessTokens: AccessTokens;
+  readonly mailer: Mailer;
+  readonly logger: Logger;
+  /** Base URL for links in emails (PUBLIC_URL, else the local address). */
+  readonly publicUrl: string;
+}
+
+const INVALID_LOGIN = 'Invalid email or password';
+
+/** Sign-up, login, refresh-token rotation, logout and password reset (AUTH-1..6). */
+export class AuthService {
+  constructor(private readonly options: AuthServiceOptions) {}
+
+  async signUp(input: { email: string; password: string; name?: string }): Promise<SignedIn> {
+    const problem = passwordProblem(input.password, input.email);
+    if (problem) throw new AppError('VALIDATION_FAILED', `password: ${problem}`, [{ field: 'password', message: problem }]);
+    const passwordHash = await hashPassword(input.password);
+    const now = this.options.clock.now();
+    const accountId = newId('account');
+    try {
+      return await forAccount(this.options.database, accountId, async (tx) => {
+        const account = await insertAccount(tx, { id: accountId, name: input.name ?? null, plan: 'FREE', at: now });
+        const user = await insertUser(tx, {
+          id: newId('user'),
+          accountId,
+          email: input.email,
+          name: input.name ?? null,
+          passwordHash,
+          role: 'owner',
+          at: now,
+        });
+        const session = await this.startSession(tx, user, now);
+        return { ...session, user, account };
+      });
+    } catch (error) {
+      if (sqlStateOf(error) === SqlState.uniqueViolation) {
+        throw new AppError('CONFLICT', 'An account with this email already exists');
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The same answer, in about the same time, whether the email is unknown or the password
+   * is wrong (AUTH-6): an unknown email still pays for one argon2id verification.
+   */
+  async logIn(input: { email: string; password: string }): Promise<SignedIn> {
+    const user = await asSystem(this.options.database, (tx) => findActiveUserByEmail(tx, input.email));
+    const valid =
+      user?.password_hash ? await verifyPassword(user.password_hash, input.password) : await verifyAgainstDummy(input.password);
+    if (!user || !valid) throw new AppError('UNAUTHENTICATED', INVALID_LOGIN);
+    const now = this.options.clock.now();
+    return forAccount(this.options.database, user.account_id, async (tx) => {
+      const account = await findAccount(tx, user.account_id);
+      if (!account || account.status === 'deleted') throw new AppError('UNAUTHENTICATED', INVALID_LOGIN);
+      if (account.status === 'suspended') throw new AppError('ACCOUNT_SUSPENDED', 'This account is suspended');
+      const session = await this.startSession(tx, user, now);
+      return { ...session, user, account };
+    });
+  }
+
+  /**
+   * Rotates a refresh token: the presented token is spent and a new one of the same
+   * family issued. A token presented a second time means it was stolen or replayed: the
+   * whole family is revoked, so the newest token stops working too (AUTH-2).
+   * `checkCsrf` runs once the session is known and before anything changes.
+   */
+  async refresh(presentedToken: string, checkCsrf: (sessionId: string) => void): Promise<IssuedSession & { user: UserRow }> {
+    const now = this.options.clock.now();
+    const outcome = await asSystem(this.options.database, async (tx) => {
+      const token = await lockRefreshToken(tx, tokenHash(presentedToken));
+      if (!token) return { kind: 'unknown' as const };
+      checkCsrf(token.family_id);
+      if (token.revoked_at) return { kind: 'revoked' as const };
+      if (token.rotated_at) {
+        await revokeFamily(tx, token.family_id, now);
+        return { kind: 'reused' as const, token };
+      }
+      if (token.expires_at <= now || token.family_expires_at <= now) return { kind: 'expired' as const };
+      const { rows } = await tx.query<UserRow & { account_status: string }>(
+        `SELECT u.*, a.status AS account_status FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1`,
+        [token.user_id],
+      );
+      const user = rows[0];
+      if (!user || user.status !== 'active' || user.account_status === 'deleted') return { kind: 'gone' as const };
+      if (user.account_status === 'suspended') return { kind: 'suspended' as const };
+      await markRotated(tx, token.id, now);
+      const session = await this.continueSession(tx, token, user, now);
+      return { kind: 'rotated' as const, session, user };
+    });
+    switch (outcome.kind) {
+      case 'rotated':
+        return { ...outcome.session, user: outcome.user };
+      case 'reused':
+        this.options.logger.warn({ sessionId: outcome.token.family_id, userId: outcome.token.user_id }, 'refresh token reused: session revoked');
+        throw new AppError('UNAUTHENTICATED', 'Session expired; log in again');
+      case 'suspended':
+        throw new AppError('ACCOUNT_SUSPENDED', 'This account is suspended');
+      default:
+        throw new AppError('UNAUTHENTICATED', 'Session expired; log in again');
+    }
+  }
+
+  /** Revokes one login session (refresh-token family). */
+  async logOut(sessionId: string): Promise<void> {
+    const now = this.options.clock.now();
+    await asSystem(this.options.database, (tx) => revokeFamily(tx, sessionId, now));
+  }
+
+  /** The session a refresh token belongs to, without changing anything (for logout). */
+  async sessionOfRefreshToken(presentedToken: string): Promise<string | undefined> {
+    const { rows } = await asSystem(this.options.database, (tx) =>
+      tx.query<{ family_id: string }>('SELECT family_id FROM refresh_tokens WHERE token_hash = $1', [tokenHash(presentedToken)]),
+    );
+    return rows[0]?.family_id;
+  }
+
+  /**
+   * Starts a password reset. The caller answers 202 at once whatever happens here, so
+   * neither the answer nor its timing says whether the email is known (AUTH-6).
+   */
+  async requestPasswordReset(email: string): Promise<void> {
+    const now = this.options.clock.now();
+    const user = await asSystem(this.options.database, (tx) => findActiveUserByEmail(tx, normaliseEmail(email)));
+    if (!user) return;
+    const token = newOpaqueToken();
+    await forAccount(this.options.database, user.account_id, (tx) =>
+      insertPasswordReset(tx, {
+        id: newId('reset'),
+        userId: user.id,
+        accountId: user.account_id,
+        tokenHash: tokenHash(token),
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + PASSWORD_RESET_TTL_SECONDS * 1000),
+      }),
+    );
+    const link = `${this.options.publicUrl.replace(/\/$/, '')}/reset?token=${token}`;
+    await this.options.mailer.send({
+      kind: 'password_reset',
+      to: user.email,
+      subject: 'Reset your Bulwark password',
+      text: `Someone asked to reset the password of your account. If it was you, open this link within 30 minutes:\n\n${link}\n\nIf it was not you, ignore this email; your password stays as it is.`,
+    });
+  }
+
+  /** Sets a new password with a single-use reset token and ends every session of the user. */
+  async confirmPasswordReset(input: { token: string; password: string }): Promise<void> {
+    const now = this.options.clock.now();
+    const passwordOk = passwordProblem(input.password);
+    if (passwordOk) throw new AppError('VALIDATION_FAILED', `password: ${passwordOk}`, [{ field: 'password', message: passwordOk }]);
+    const passwordHash = await hashPassword(input.password);
+    const done = await asSystem(this.options.database, async (tx) => {
+      const reset = await lockPasswordReset(tx, tokenHash(input.token));
+      if (!reset || reset.used_at || reset.expires_at <= now) return false;
+      await markPasswordResetUsed(tx, reset.id, now);
+      await setPasswordHash(tx, reset.user_id, passwordHash, now);
+      await revokeAllSessionsOfUser(tx, reset.user_id, now);
+      return true;
+    });
+    if (!done) throw new AppError('VALIDATION_FAILED', 'token: invalid or expired', [{ field: 'token', message: 'is invalid or expired' }]);
+  }
+
+  private async startSession(tx: Queryable, user: UserRow, now: Date): Promise<IssuedSession> {
+    const sessionId = newId('session');
+    const familyExpiresAt = new Date(now.getTime() + SESSION_MAX_AGE_SECONDS * 1000);
+    return this.issueTokens(tx, user, sessionId, familyExpiresAt, now);
+  }
+
+  private async continueSession(tx: Queryable, previous: RefreshTokenRow, user: UserRow, now: Date): Promise<IssuedSession> {
+    return this.issueTokens(tx, user, previous.family_id, previous.family_expires_at, now);
+  }
+
+  private async issueTokens(tx: Queryable, user: UserRow, sessionId: string, familyExpiresAt: Date, now: Date): Promise<IssuedSession> {
+    const refreshToken = newOpaqueToken();
+    const refreshExpiresAt = new Date(Math.min(now.getTime() + REFRESH_TOKEN_TTL_SECONDS * 1000, familyExpiresAt.getTime()));
+    await insertRefreshToken(tx, {
+      id: newId('refreshToken'),
+      familyId: sessionId,
+      userId: user.id,
+      accountId: user.account_id,
+      tokenHash: tokenHash(refreshToken),
+      createdAt: now,
+      expiresAt: refreshExpiresAt,
+      familyExpiresAt,
+    });
+    const accessToken = await this.options.accessTokens.issue(
+      { userId: user.id, accountId: user.account_id, sessionId, role: user.role },
+      now,
+    );
+    return { sessionId, accessToken, refreshToken, refreshExpiresAt };
+  }
+}

@@ -1,0 +1,167 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../../errors/app-error.js';
+import type { Clock } from '../../platform/clock.js';
+import { forAccount } from '../../platform/database/access.js';
+import type { Database } from '../../platform/database/database.js';
+import type { Metrics } from '../../platform/observability/metrics.js';
+import { secretMatches } from '../ops/ops.routes.js';
+import type { AccessTokens } from './access-tokens.js';
+import { ACCESS_COOKIE } from './cookies.js';
+import type { CsrfTokens } from './csrf.js';
+import type { Principal } from './principal.js';
+import { loadPrincipalState } from './sessions.repository.js';
+
+/** Verifies account API keys (X-API-Key); implemented by the api-keys module. */
+export interface ApiKeyVerifierPort {
+  verify(presented: string): Promise<{ accountId: string; keyId: string } | undefined>;
+}
+
+export interface AuthenticationOptions {
+  readonly database: Database;
+  readonly clock: Clock;
+  readonly accessTokens: AccessTokens;
+  readonly csrf: CsrfTokens;
+  readonly adminApiToken: string;
+  readonly apiKeys: ApiKeyVerifierPort | undefined;
+  readonly serviceSharedSecret: string | undefined;
+  readonly metrics: Metrics;
+  /** Told about every failed authentication (audit trail, alerts, rate limits: KEY-5). */
+  readonly onFailure?: (request: FastifyRequest, failure: AuthenticationFailure) => void | Promise<void>;
+}
+
+export interface AuthenticationFailure {
+  readonly credential: 'none' | 'cookie' | 'bearer' | 'api_key' | 'service' | 'admin' | 'ambiguous';
+  readonly code: 'UNAUTHENTICATED' | 'ACCOUNT_SUSPENDED' | 'FORBIDDEN' | 'AMBIGUOUS_CREDENTIALS' | 'CSRF_FAILED';
+  /** The account the credential claimed, when it named one. */
+  readonly accountId?: string;
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+class AuthenticationError extends AppError {
+  constructor(
+    readonly failure: AuthenticationFailure,
+    message: string,
+  ) {
+    super(failure.code, message);
+  }
+}
+
+function fail(credential: AuthenticationFailure['credential'], code: AuthenticationFailure['code'], message: string, accountId?: string): never {
+  throw new AuthenticationError({ credential, code, ...(accountId ? { accountId } : {}) }, message);
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function bearerOf(request: FastifyRequest): string | undefined {
+  const authorization = header(request, 'authorization');
+  if (authorization === undefined) return undefined;
+  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,4096})$/.exec(authorization);
+  return match?.[1] ?? '';
+}
+
+/**
+ * Resolves request.principal for routes that declare `config.auth`, and enforces it:
+ * which kinds of principal the route accepts, owner-only routes, CSRF on cookie-
+ * authenticated unsafe requests (AUTH-4), and the account's and user's status on every
+ * request, so a suspended or deleted account is refused even with a valid token (ACC-4).
+ * Public routes (no `config.auth`) skip all of this.
+ */
+export function registerAuthentication(app: FastifyInstance, options: AuthenticationOptions): void {
+  app.addHook('onRequest', async (request) => {
+    const auth = request.routeOptions.config.auth;
+    if (!auth) return;
+    let principal: Principal;
+    try {
+      principal = await resolvePrincipal(request, options);
+      if (!auth.allow.includes(principal.kind)) fail(credentialOf(principal), 'FORBIDDEN', 'These credentials cannot use this route');
+      if (auth.ownerOnly && principal.kind === 'user' && principal.role !== 'owner') {
+        fail('cookie', 'FORBIDDEN', 'Only the account owner can do this');
+      }
+      if (principal.kind === 'user' && principal.via === 'cookie' && UNSAFE_METHODS.has(request.method)) {
+        if (!options.csrf.matches(header(request, 'x-csrf-token'), principal.sessionId)) {
+          fail('cookie', 'CSRF_FAILED', 'Missing or invalid CSRF token', principal.accountId);
+        }
+      }
+    } catch (error) {
+      if (error instanceof AuthenticationError) {
+        options.metrics.authentications.inc({ credential: error.failure.credential, outcome: error.failure.code });
+        await options.onFailure?.(request, error.failure);
+      }
+      throw error;
+    }
+    options.metrics.authentications.inc({ credential: credentialOf(principal), outcome: 'ok' });
+    request.principal = principal;
+  });
+}
+
+function credentialOf(principal: Principal): AuthenticationFailure['credential'] {
+  switch (principal.kind) {
+    case 'user':
+      return principal.via;
+    case 'apiKey':
+      return 'api_key';
+    case 'service':
+      return 'service';
+    case 'admin':
+      return 'admin';
+  }
+}
+
+async function resolvePrincipal(request: FastifyRequest, options: AuthenticationOptions): Promise<Principal> {
+  const cookieToken = request.cookies?.[ACCESS_COOKIE];
+  const bearer = bearerOf(request);
+  const apiKey = header(request, 'x-api-key');
+  const serviceSecret = header(request, 'x-service-secret');
+  // A service sends its secret together with its end user's token in Authorization.
+  const presented = [cookieToken !== undefined, apiKey !== undefined, serviceSecret !== undefined, serviceSecret === undefined && bearer !== undefined];
+  if (presented.filter(Boolean).length > 1) {
+    fail('ambiguous', 'AMBIGUOUS_CREDENTIALS', 'Send one kind of credential per request');
+  }
+  if (serviceSecret !== undefined) return resolveService(serviceSecret, options);
+  if (apiKey !== undefined) return resolveApiKey(apiKey, options);
+  if (bearer !== undefined) {
+    if (bearer !== '' && secretMatches(bearer, options.adminApiToken)) return { kind: 'admin' };
+    return resolveUser(bearer, 'bearer', options);
+  }
+  if (cookieToken !== undefined) return resolveUser(cookieToken, 'cookie', options);
+  fail('none', 'UNAUTHENTICATED', 'Authentication required');
+}
+
+async function resolveUser(token: string, via: 'cookie' | 'bearer', options: AuthenticationOptions): Promise<Principal> {
+  const now = options.clock.now();
+  const claims = token === '' ? undefined : await options.accessTokens.verify(token, now);
+  if (!claims) fail(via, 'UNAUTHENTICATED', 'Invalid or expired token');
+  const state = await forAccount(options.database, claims.accountId, (tx) =>
+    loadPrincipalState(tx, claims.userId, claims.accountId, claims.sessionId, now),
+  );
+  if (!state || state.user_status !== 'active' || state.account_status === 'deleted' || !state.session_active) {
+    fail(via, 'UNAUTHENTICATED', 'Invalid or expired token', claims.accountId);
+  }
+  if (state.account_status === 'suspended') fail(via, 'ACCOUNT_SUSPENDED', 'This account is suspended', claims.accountId);
+  return { kind: 'user', accountId: claims.accountId, userId: claims.userId, role: state.role, via, sessionId: claims.sessionId };
+}
+
+async function resolveApiKey(presented: string, options: AuthenticationOptions): Promise<Principal> {
+  const verified = options.apiKeys ? await options.apiKeys.verify(presented) : undefined;
+  if (!verified) fail('api_key', 'UNAUTHENTICATED', 'Invalid API key');
+  const { rows } = await forAccount(options.database, verified.accountId, (tx) =>
+    tx.query<{ status: string }>('SELECT status FROM accounts WHERE id = $1', [verified.accountId]),
+  );
+  const status = rows[0]?.status;
+  if (status === undefined || status === 'deleted') fail('api_key', 'UNAUTHENTICATED', 'Invalid API key', verified.accountId);
+  if (status === 'suspended') fail('api_key', 'ACCOUNT_SUSPENDED', 'This account is suspended', verified.accountId);
+  return { kind: 'apiKey', accountId: verified.accountId, keyId: verified.keyId };
+}
+
+function resolveService(presentedSecret: string, options: AuthenticationOptions): never {
+  // KEY-4: a missing or wrong service secret is 403.
+  if (options.serviceSharedSecret === undefined || !secretMatches(presentedSecret, options.serviceSharedSecret)) {
+    fail('service', 'FORBIDDEN', 'Invalid service credentials');
+  }
+  // Mapping an external identity provider's user token to an account (AUTH-7) is not built yet.
+  fail('service', 'UNAUTHENTICATED', 'Service authentication with external user tokens is not available yet');
+}
