@@ -6,8 +6,14 @@ import type { Dependencies } from './dependencies.js';
 import { registerErrorHandling } from './errors/error-handler.js';
 import { opsRoutes } from './modules/ops/ops.routes.js';
 import { accountRoutes } from './modules/accounts/account.routes.js';
+import { adminAccountRoutes, AdminAccountsService } from './modules/accounts/admin-accounts.routes.js';
+import { apiKeyRoutes } from './modules/api-keys/api-keys.routes.js';
+import { adminPrincipalGuard } from './modules/audit/admin-guard.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
 import { registerAuthentication } from './modules/auth/authenticate.js';
+import { generalRateLimit, limitFailedAuthentication, rateLimit } from './platform/rate-limit/hooks.js';
+import { byIp } from './platform/rate-limit/keys.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
 import { registerJsonBodyParser } from './platform/http/json-body.js';
 import { generateRequestId } from './platform/http/request-id.js';
@@ -58,7 +64,24 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     adminApiToken,
     apiKeys: deps.apiKeys,
     serviceSharedSecret: config.service.sharedSecret,
+    externalIdentities: deps.externalIdentities,
     metrics: deps.metrics,
+    // KEY-5: failed authentications of any kind are counted (metrics, above), watched for
+    // bursts (AUD-3 alerts) and count against the general per-IP limit.
+    onFailure: async (request, failure) => {
+      deps.authFailures.recordAuthFailure({ ip: request.ip, accountId: failure.accountId ?? null });
+      await limitFailedAuthentication(deps.rateLimiting.limiter, request);
+    },
+  });
+  // RL-5: anonymous callers share the general per-IP limit; authenticated ones are limited per user or account.
+  app.addHook('onRequest', generalRateLimit(deps.rateLimiting.limiter));
+  // Operator routes: 10 an hour per IP by default (RL-1).
+  const adminLimit = rateLimit(deps.rateLimiting.limiter, 'admin.ip', byIp);
+  app.addHook('onRoute', (route) => {
+    const allow = route.config?.auth?.allow;
+    if (allow && allow.length === 1 && allow[0] === 'admin') {
+      route.preHandler = [adminLimit, ...(route.preHandler ? [route.preHandler].flat() : [])];
+    }
   });
 
   await app.register(swagger, {
@@ -87,8 +110,12 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     clock: deps.clock,
     database: deps.database,
     logger: deps.logger,
+    limiter: deps.rateLimiting.limiter,
   });
   await app.register(accountRoutes, { database: deps.database });
+  await app.register(apiKeyRoutes, { service: deps.apiKeyModule.service });
+  await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });
+  await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
 
   app.addHook('preClose', async () => {
     idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
@@ -97,7 +124,10 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     clearInterval(idleSweep);
     await deps.scheduler.stop();
+    await deps.apiKeyModule.close();
+    await deps.rateLimiting.close();
     await deps.database.close();
+    await deps.alerter.flush();
     await deps.errorReporter.flush(2_000);
   });
   return app;

@@ -17,7 +17,11 @@ import { AccessTokens } from './modules/auth/access-tokens.js';
 import { AuthService } from './modules/auth/auth.service.js';
 import type { ApiKeyVerifierPort } from './modules/auth/authenticate.js';
 import { CsrfTokens } from './modules/auth/csrf.js';
+import { createApiKeysModule, type ApiKeysModule } from './modules/api-keys/api-keys.module.js';
+import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
+import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
+import { Alerter, AuthFailureDetector } from './modules/audit/alerts.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -36,6 +40,12 @@ export interface Dependencies {
   readonly csrf: CsrfTokens;
   readonly auth: AuthService;
   readonly apiKeys: ApiKeyVerifierPort | undefined;
+  /** API key service (routes) and verifier; close() before the database closes. */
+  readonly apiKeyModule: ApiKeysModule;
+  readonly externalIdentities: ExternalIdentities | undefined;
+  readonly rateLimiting: RateLimiting;
+  readonly alerter: Alerter;
+  readonly authFailures: AuthFailureDetector;
 }
 
 export interface DependencyOverrides {
@@ -107,7 +117,21 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const accessTokens = new AccessTokens({ current: jwt, previous: previousJwt, issuer: config.jwt.issuer, audience: config.jwt.audience });
   const csrf = new CsrfTokens([cookie, ...previousCookie]);
   const mailer = overrides.mailer ?? createMailer(config, logger);
+  const metrics = createMetrics();
+  const alerter = new Alerter({ logger, clock, webhookUrl: config.alertWebhookUrl });
+  const authFailures = new AuthFailureDetector({ alerter, clock });
+  const rateLimiting = createRateLimiting(
+    {
+      store: config.rateLimit.store,
+      redisUrl: config.redisUrl,
+      overrides: config.rateLimit.overrides,
+      lockout: config.rateLimit.lockout,
+      keySecret: cookie,
+    },
+    { clock, logger: logger.child({ component: 'rate-limit' }), metrics: metrics.registry },
+  );
   const auth = new AuthService({
+    loginLockout: rateLimiting.loginLockout,
     database,
     clock,
     accessTokens,
@@ -116,6 +140,8 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
   });
 
+  const apiKeyModule = createApiKeysModule({ config, database, clock, logger: logger.child({ component: 'api-keys' }) });
+
   return {
     config,
     logger,
@@ -123,10 +149,18 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     accessTokens,
     csrf,
     auth,
-    apiKeys: overrides.apiKeys,
+    apiKeys: overrides.apiKeys ?? apiKeyModule.verifier,
+    apiKeyModule,
+    externalIdentities:
+      config.service.externalJwtSecret !== undefined || config.service.externalJwksUrl !== undefined
+        ? new ExternalIdentities(config.service, database, clock)
+        : undefined,
     clock,
     database,
-    metrics: createMetrics(),
+    metrics,
+    rateLimiting,
+    alerter,
+    authFailures,
     errorReporter,
     scheduler,
     readinessChecks,

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { productionProblems } from './production-rules.js';
+import { rateLimitOverridesJson, resolveRateLimitPolicies, type RateLimitOverrides } from '../platform/rate-limit/policies.js';
 
 /**
  * The only place that reads process.env (an ESLint rule enforces it). Everything else
@@ -57,6 +58,11 @@ const environmentSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
     .optional(),
+  RATE_LIMIT_STORE: z.enum(['memory', 'redis']).optional(),
+  RATE_LIMITS: rateLimitOverridesJson.optional(),
+  LOGIN_LOCKOUT_THRESHOLD: integer(1, 100).default(5),
+  LOGIN_LOCKOUT_BASE_SECONDS: integer(1, 3_600).default(30),
+  LOGIN_LOCKOUT_MAX_SECONDS: integer(1, 86_400).default(900),
 
   JWT_SECRET: optionalSecret,
   JWT_KEY_ID: z
@@ -150,6 +156,11 @@ export interface Config {
   readonly log: { readonly level: RawEnvironment['LOG_LEVEL']; readonly debug: boolean };
   readonly database: DatabaseConfig;
   readonly redisUrl: string | undefined;
+  readonly rateLimit: {
+    readonly store: 'memory' | 'redis';
+    readonly overrides: RateLimitOverrides;
+    readonly lockout: { readonly threshold: number; readonly baseDelaySeconds: number; readonly maxDelaySeconds: number };
+  };
   readonly secrets: {
     readonly jwt: SigningSecret | undefined;
     readonly previousJwt: readonly SigningSecret[];
@@ -263,6 +274,17 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       }
     : { kind: 'pglite', dataDir: path.join(dataDir, 'pglite') };
 
+  const rateLimitStore = raw.RATE_LIMIT_STORE ?? (raw.REDIS_URL ? 'redis' : 'memory');
+  if (rateLimitStore === 'redis' && !raw.REDIS_URL) reasons.push('RATE_LIMIT_STORE: redis needs REDIS_URL');
+  if (raw.LOGIN_LOCKOUT_MAX_SECONDS < raw.LOGIN_LOCKOUT_BASE_SECONDS) {
+    reasons.push('LOGIN_LOCKOUT_MAX_SECONDS: must be at least LOGIN_LOCKOUT_BASE_SECONDS');
+  }
+  try {
+    resolveRateLimitPolicies(raw.RATE_LIMITS ?? {});
+  } catch (error) {
+    reasons.push(error instanceof Error ? error.message : String(error));
+  }
+
   const config: Config = {
     env: raw.NODE_ENV,
     isProduction,
@@ -273,6 +295,15 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     log: { level: raw.LOG_LEVEL, debug: raw.DEBUG },
     database,
     redisUrl: raw.REDIS_URL,
+    rateLimit: {
+      store: rateLimitStore,
+      overrides: raw.RATE_LIMITS ?? {},
+      lockout: {
+        threshold: raw.LOGIN_LOCKOUT_THRESHOLD,
+        baseDelaySeconds: raw.LOGIN_LOCKOUT_BASE_SECONDS,
+        maxDelaySeconds: raw.LOGIN_LOCKOUT_MAX_SECONDS,
+      },
+    },
     secrets: {
       jwt: raw.JWT_SECRET ? { keyId: raw.JWT_KEY_ID, secret: raw.JWT_SECRET } : undefined,
       previousJwt: parseJwtPrevious(raw.JWT_PREVIOUS_SECRETS, reasons),

@@ -12,6 +12,7 @@ export const ID_PREFIX = {
   session: 'ses',
   refreshToken: 'rt',
   reset: 'pwr',
+  audit: 'aud',
   instance: 'inst',
 } as const;
 

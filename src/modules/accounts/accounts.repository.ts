@@ -17,7 +17,8 @@ export interface AccountRow {
 export interface UserRow {
   id: string;
   account_id: string;
-  email: string;
+  /** Null for users of an external identity provider, whose email Bulwark does not keep. */
+  email: string | null;
   name: string | null;
   password_hash: string | null;
   role: UserRole;
@@ -45,12 +46,12 @@ export async function insertAccount(
 
 export async function insertUser(
   tx: Queryable,
-  user: { id: string; accountId: string; email: string; name: string | null; passwordHash: string | null; role: UserRole; at: Date },
+  user: { id: string; accountId: string; email: string | null; name: string | null; passwordHash: string | null; role: UserRole; at: Date },
 ): Promise<UserRow> {
   const { rows } = await tx.query<UserRow>(
     `INSERT INTO users (id, account_id, email, name, password_hash, role, status, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING *`,
-    [user.id, user.accountId, normaliseEmail(user.email), user.name, user.passwordHash, user.role, user.at],
+    [user.id, user.accountId, user.email === null ? null : normaliseEmail(user.email), user.name, user.passwordHash, user.role, user.at],
   );
   return rows[0] as UserRow;
 }
@@ -104,6 +105,6 @@ export function accountView(account: AccountRow): { id: string; name: string | n
   return { id: account.id, name: account.name, plan: account.plan, status: account.status, createdAt: account.created_at.toISOString() };
 }
 
-export function userView(user: UserRow): { id: string; email: string; name: string | null; role: UserRole; accountId: string } {
+export function userView(user: UserRow): { id: string; email: string | null; name: string | null; role: UserRole; accountId: string } {
   return { id: user.id, email: user.email, name: user.name, role: user.role, accountId: user.account_id };
 }

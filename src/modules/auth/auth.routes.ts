@@ -10,6 +10,9 @@ import { clearSessionCookies, REFRESH_COOKIE, setSessionCookies, type CookiePoli
 import type { CsrfTokens } from './csrf.js';
 import { accountPrincipal } from './guards.js';
 import { MAX_PASSWORD_LENGTH } from './passwords.js';
+import { rateLimit } from '../../platform/rate-limit/hooks.js';
+import { byEmail, byIp } from '../../platform/rate-limit/keys.js';
+import type { RateLimiter } from '../../platform/rate-limit/limiter.js';
 
 export interface AuthRouteDependencies {
   readonly auth: AuthService;
@@ -18,6 +21,7 @@ export interface AuthRouteDependencies {
   readonly clock: Clock;
   readonly database: Database;
   readonly logger: { error(object: object, message: string): void };
+  readonly limiter: RateLimiter;
 }
 
 const Email = Type.String({ format: 'email', maxLength: 254 });
@@ -42,6 +46,12 @@ function csrfHeader(request: FastifyRequest): string | undefined {
 
 /** People: sign-up, login, refresh, logout, me, password reset (API.md "People"). */
 export async function authRoutes(app: FastifyInstance, deps: AuthRouteDependencies): Promise<void> {
+  // RL-1: per IP before the body is even parsed; per account (by email) once it is.
+  const loginByIp = rateLimit(deps.limiter, 'login.ip', byIp);
+  const loginByAccount = rateLimit(deps.limiter, 'login.account', byEmail((request) => (request.body as { email?: unknown }).email));
+  const resetByIp = rateLimit(deps.limiter, 'password_reset.ip', byIp);
+  const refreshByIp = rateLimit(deps.limiter, 'token_refresh.ip', byIp);
+
   app.post('/auth/signup', { schema: { tags: ['auth'], body: SignUpBody } }, async (request, reply) => {
     const body = request.body as Static<typeof SignUpBody>;
     const signedIn = await deps.auth.signUp(body);
@@ -49,14 +59,14 @@ export async function authRoutes(app: FastifyInstance, deps: AuthRouteDependenci
     return reply.status(201).send({ user: userView(signedIn.user), account: accountView(signedIn.account), ...tokens });
   });
 
-  app.post('/auth/login', { schema: { tags: ['auth'], body: LogInBody } }, async (request, reply) => {
+  app.post('/auth/login', { schema: { tags: ['auth'], body: LogInBody }, onRequest: loginByIp, preHandler: loginByAccount }, async (request, reply) => {
     const body = request.body as Static<typeof LogInBody>;
     const signedIn = await deps.auth.logIn(body);
     const tokens = sessionAnswer(deps, reply, signedIn);
     return { user: userView(signedIn.user), account: accountView(signedIn.account), ...tokens };
   });
 
-  app.post('/auth/refresh', { schema: { tags: ['auth'] } }, async (request, reply) => {
+  app.post('/auth/refresh', { schema: { tags: ['auth'] }, onRequest: refreshByIp }, async (request, reply) => {
     const presented = request.cookies?.[REFRESH_COOKIE];
     if (!presented) throw new AppError('UNAUTHENTICATED', 'Session expired; log in again');
     const refreshed = await deps.auth.refresh(presented, (sessionId) => {
@@ -88,7 +98,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthRouteDependenci
     return { user: userView(found.user), account: accountView(found.account) };
   });
 
-  app.post('/auth/password-reset', { schema: { tags: ['auth'], body: ResetRequestBody } }, async (request, reply) => {
+  app.post('/auth/password-reset', { schema: { tags: ['auth'], body: ResetRequestBody }, onRequest: resetByIp }, async (request, reply) => {
     const { email } = request.body as Static<typeof ResetRequestBody>;
     // Answer at once, known email or not; the work (and its timing) happens afterwards.
     setImmediate(() => {

@@ -16,6 +16,7 @@ import {
   type UserRow,
 } from '../accounts/accounts.repository.js';
 import type { AccessTokens } from './access-tokens.js';
+import { LoginLockout, loginLockedError } from '../../platform/rate-limit/lockout.js';
 import { hashPassword, passwordProblem, verifyAgainstDummy, verifyPassword } from './passwords.js';
 import {
   insertPasswordReset,
@@ -61,6 +62,8 @@ export interface AuthServiceOptions {
   readonly clock: Clock;
   readonly accessTokens: AccessTokens;
   readonly mailer: Mailer;
+  /** Locks an email after repeated failures, with growing delays, known email or not. */
+  readonly loginLockout: LoginLockout;
   readonly logger: Logger;
   /** Base URL for links in emails (PUBLIC_URL, else the local address). */
   readonly publicUrl: string;
@@ -106,10 +109,17 @@ export class AuthService {
    * is wrong (AUTH-6): an unknown email still pays for one argon2id verification.
    */
   async logIn(input: { email: string; password: string }): Promise<SignedIn> {
+    const lockoutKey = LoginLockout.keyForEmail(input.email);
+    const lock = await this.options.loginLockout.check(lockoutKey);
+    if (lock.locked) throw loginLockedError(lock);
     const user = await asSystem(this.options.database, (tx) => findActiveUserByEmail(tx, input.email));
     const valid =
       user?.password_hash ? await verifyPassword(user.password_hash, input.password) : await verifyAgainstDummy(input.password);
-    if (!user || !valid) throw new AppError('UNAUTHENTICATED', INVALID_LOGIN);
+    if (!user || !valid) {
+      await this.options.loginLockout.recordFailure(lockoutKey);
+      throw new AppError('UNAUTHENTICATED', INVALID_LOGIN);
+    }
+    await this.options.loginLockout.recordSuccess(lockoutKey);
     const now = this.options.clock.now();
     return forAccount(this.options.database, user.account_id, async (tx) => {
       const account = await findAccount(tx, user.account_id);
@@ -183,7 +193,8 @@ export class AuthService {
   async requestPasswordReset(email: string): Promise<void> {
     const now = this.options.clock.now();
     const user = await asSystem(this.options.database, (tx) => findActiveUserByEmail(tx, normaliseEmail(email)));
-    if (!user) return;
+    if (!user?.email) return;
+    const to = user.email;
     const token = newOpaqueToken();
     await forAccount(this.options.database, user.account_id, (tx) =>
       insertPasswordReset(tx, {
@@ -198,7 +209,7 @@ export class AuthService {
     const link = `${this.options.publicUrl.replace(/\/$/, '')}/reset?token=${token}`;
     await this.options.mailer.send({
       kind: 'password_reset',
-      to: user.email,
+      to,
       subject: 'Reset your Bulwark password',
       text: `Someone asked to reset the password of your account. If it was you, open this link within 30 minutes:\n\n${link}\n\nIf it was not you, ignore this email; your password stays as it is.`,
     });

@@ -8,6 +8,7 @@ import { secretMatches } from '../ops/ops.routes.js';
 import type { AccessTokens } from './access-tokens.js';
 import { ACCESS_COOKIE } from './cookies.js';
 import type { CsrfTokens } from './csrf.js';
+import type { ExternalIdentities } from './external-identities.js';
 import type { Principal } from './principal.js';
 import { loadPrincipalState } from './sessions.repository.js';
 
@@ -24,6 +25,8 @@ export interface AuthenticationOptions {
   readonly adminApiToken: string;
   readonly apiKeys: ApiKeyVerifierPort | undefined;
   readonly serviceSharedSecret: string | undefined;
+  /** Maps external identity providers' user tokens to accounts; undefined when not configured. */
+  readonly externalIdentities: ExternalIdentities | undefined;
   readonly metrics: Metrics;
   /** Told about every failed authentication (audit trail, alerts, rate limits: KEY-5). */
   readonly onFailure?: (request: FastifyRequest, failure: AuthenticationFailure) => void | Promise<void>;
@@ -121,7 +124,7 @@ async function resolvePrincipal(request: FastifyRequest, options: Authentication
   if (presented.filter(Boolean).length > 1) {
     fail('ambiguous', 'AMBIGUOUS_CREDENTIALS', 'Send one kind of credential per request');
   }
-  if (serviceSecret !== undefined) return resolveService(serviceSecret, options);
+  if (serviceSecret !== undefined) return resolveService(serviceSecret, bearer, options);
   if (apiKey !== undefined) return resolveApiKey(apiKey, options);
   if (bearer !== undefined) {
     if (bearer !== '' && secretMatches(bearer, options.adminApiToken)) return { kind: 'admin' };
@@ -157,11 +160,20 @@ async function resolveApiKey(presented: string, options: AuthenticationOptions):
   return { kind: 'apiKey', accountId: verified.accountId, keyId: verified.keyId };
 }
 
-function resolveService(presentedSecret: string, options: AuthenticationOptions): never {
+/**
+ * A trusted back-end caller (KEY-4) acting for one user of an external identity provider
+ * (AUTH-7): the shared secret proves the caller, the user's token says for whom.
+ */
+async function resolveService(presentedSecret: string, userToken: string | undefined, options: AuthenticationOptions): Promise<Principal> {
   // KEY-4: a missing or wrong service secret is 403.
   if (options.serviceSharedSecret === undefined || !secretMatches(presentedSecret, options.serviceSharedSecret)) {
     fail('service', 'FORBIDDEN', 'Invalid service credentials');
   }
-  // Mapping an external identity provider's user token to an account (AUTH-7) is not built yet.
-  fail('service', 'UNAUTHENTICATED', 'Service authentication with external user tokens is not available yet');
+  if (!userToken || !options.externalIdentities) fail('service', 'UNAUTHENTICATED', "A service must send its user's token");
+  const user = await options.externalIdentities.resolve(userToken);
+  if (!user || user.userStatus !== 'active' || user.accountStatus === 'deleted') {
+    fail('service', 'UNAUTHENTICATED', 'Invalid or expired user token', user?.accountId);
+  }
+  if (user.accountStatus === 'suspended') fail('service', 'ACCOUNT_SUSPENDED', 'This account is suspended', user.accountId);
+  return { kind: 'service', accountId: user.accountId, userId: user.userId };
 }

@@ -22,7 +22,7 @@ const typeParsers = {
   },
 } as pg.CustomTypesConfig;
 
-function sslOptions(config: PostgresConfig): pg.PoolConfig['ssl'] {
+export function sslOptions(config: PostgresConfig): pg.PoolConfig['ssl'] {
   if (config.ssl === 'disable') return false;
   const ca = config.sslCaPath ? readFileSync(config.sslCaPath, 'utf8') : undefined;
   // "require" encrypts without checking the server's certificate (like libpq's sslmode=require);
