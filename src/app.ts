@@ -70,6 +70,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     // bursts (AUD-3 alerts) and count against the general per-IP limit.
     onFailure: async (request, failure) => {
       deps.authFailures.recordAuthFailure({ ip: request.ip, accountId: failure.accountId ?? null });
+      await deps.securityEvents.authenticationFailed(request, failure);
       await limitFailedAuthentication(deps.rateLimiting.limiter, request);
     },
   });

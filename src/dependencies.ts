@@ -22,6 +22,7 @@ import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
 import { Alerter, AuthFailureDetector } from './modules/audit/alerts.js';
+import { SecurityEvents } from './modules/audit/security-events.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -46,6 +47,7 @@ export interface Dependencies {
   readonly rateLimiting: RateLimiting;
   readonly alerter: Alerter;
   readonly authFailures: AuthFailureDetector;
+  readonly securityEvents: SecurityEvents;
 }
 
 export interface DependencyOverrides {
@@ -130,8 +132,12 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     },
     { clock, logger: logger.child({ component: 'rate-limit' }), metrics: metrics.registry },
   );
+  const securityEvents = new SecurityEvents(database, clock, logger.child({ component: 'audit' }));
+  rateLimiting.limiter.setOnLimited((event) => securityEvents.rateLimited(event));
+  rateLimiting.loginLockout.setOnLocked((event) => securityEvents.loginLocked(event));
   const auth = new AuthService({
     loginLockout: rateLimiting.loginLockout,
+    authFailures,
     database,
     clock,
     accessTokens,
@@ -161,6 +167,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     rateLimiting,
     alerter,
     authFailures,
+    securityEvents,
     errorReporter,
     scheduler,
     readinessChecks,

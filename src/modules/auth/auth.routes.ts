@@ -54,14 +54,14 @@ export async function authRoutes(app: FastifyInstance, deps: AuthRouteDependenci
 
   app.post('/auth/signup', { schema: { tags: ['auth'], body: SignUpBody } }, async (request, reply) => {
     const body = request.body as Static<typeof SignUpBody>;
-    const signedIn = await deps.auth.signUp(body);
+    const signedIn = await deps.auth.signUp(body, { ip: request.ip });
     const tokens = sessionAnswer(deps, reply, signedIn);
     return reply.status(201).send({ user: userView(signedIn.user), account: accountView(signedIn.account), ...tokens });
   });
 
   app.post('/auth/login', { schema: { tags: ['auth'], body: LogInBody }, onRequest: loginByIp, preHandler: loginByAccount }, async (request, reply) => {
     const body = request.body as Static<typeof LogInBody>;
-    const signedIn = await deps.auth.logIn(body);
+    const signedIn = await deps.auth.logIn(body, { ip: request.ip });
     const tokens = sessionAnswer(deps, reply, signedIn);
     return { user: userView(signedIn.user), account: accountView(signedIn.account), ...tokens };
   });
@@ -71,7 +71,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthRouteDependenci
     if (!presented) throw new AppError('UNAUTHENTICATED', 'Session expired; log in again');
     const refreshed = await deps.auth.refresh(presented, (sessionId) => {
       if (!deps.csrf.matches(csrfHeader(request), sessionId)) throw new AppError('CSRF_FAILED', 'Missing or invalid CSRF token');
-    });
+    }, { ip: request.ip });
     const tokens = sessionAnswer(deps, reply, refreshed);
     return { user: userView(refreshed.user), ...tokens };
   });
@@ -82,7 +82,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthRouteDependenci
     const sessionId = await deps.auth.sessionOfRefreshToken(presented);
     if (!sessionId) throw new AppError('UNAUTHENTICATED', 'Not logged in');
     if (!deps.csrf.matches(csrfHeader(request), sessionId)) throw new AppError('CSRF_FAILED', 'Missing or invalid CSRF token');
-    await deps.auth.logOut(sessionId);
+    await deps.auth.logOut(sessionId, { ip: request.ip });
     clearSessionCookies(reply, deps.cookies);
     return reply.status(204).send();
   });
@@ -102,13 +102,13 @@ export async function authRoutes(app: FastifyInstance, deps: AuthRouteDependenci
     const { email } = request.body as Static<typeof ResetRequestBody>;
     // Answer at once, known email or not; the work (and its timing) happens afterwards.
     setImmediate(() => {
-      deps.auth.requestPasswordReset(email).catch((error: unknown) => deps.logger.error({ err: error }, 'password reset request failed'));
+      deps.auth.requestPasswordReset(email, { ip: request.ip }).catch((error: unknown) => deps.logger.error({ err: error }, 'password reset request failed'));
     });
     return reply.status(202).send({ status: 'accepted' });
   });
 
   app.post('/auth/password-reset/confirm', { schema: { tags: ['auth'], body: ResetConfirmBody } }, async (request, reply) => {
-    await deps.auth.confirmPasswordReset(request.body as Static<typeof ResetConfirmBody>);
+    await deps.auth.confirmPasswordReset(request.body as Static<typeof ResetConfirmBody>, { ip: request.ip });
     return reply.status(204).send();
   });
 }

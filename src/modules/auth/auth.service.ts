@@ -17,6 +17,7 @@ import {
 } from '../accounts/accounts.repository.js';
 import type { AccessTokens } from './access-tokens.js';
 import { LoginLockout, loginLockedError } from '../../platform/rate-limit/lockout.js';
+import { recordAudit } from '../audit/audit.service.js';
 import { hashPassword, passwordProblem, verifyAgainstDummy, verifyPassword } from './passwords.js';
 import {
   insertPasswordReset,
@@ -64,6 +65,8 @@ export interface AuthServiceOptions {
   readonly mailer: Mailer;
   /** Locks an email after repeated failures, with growing delays, known email or not. */
   readonly loginLockout: LoginLockout;
+  /** Watches failed logins for bursts per source or account (AUD-3 alerts). */
+  readonly authFailures?: { recordAuthFailure(failure: { ip: string | null; accountId: string | null }): void };
   readonly logger: Logger;
   /** Base URL for links in emails (PUBLIC_URL, else the local address). */
   readonly publicUrl: string;
@@ -71,11 +74,18 @@ export interface AuthServiceOptions {
 
 const INVALID_LOGIN = 'Invalid email or password';
 
+/** Where a request came from, for the audit trail. */
+export interface RequestContext {
+  readonly ip: string | null;
+}
+
+const NO_CONTEXT: RequestContext = { ip: null };
+
 /** Sign-up, login, refresh-token rotation, logout and password reset (AUTH-1..6). */
 export class AuthService {
   constructor(private readonly options: AuthServiceOptions) {}
 
-  async signUp(input: { email: string; password: string; name?: string }): Promise<SignedIn> {
+  async signUp(input: { email: string; password: string; name?: string }, context: RequestContext = NO_CONTEXT): Promise<SignedIn> {
     const problem = passwordProblem(input.password, input.email);
     if (problem) throw new AppError('VALIDATION_FAILED', `password: ${problem}`, [{ field: 'password', message: problem }]);
     const passwordHash = await hashPassword(input.password);
@@ -94,6 +104,10 @@ export class AuthService {
           at: now,
         });
         const session = await this.startSession(tx, user, now);
+        // Recorded last: the audit chain's lock is held until commit.
+        const actor = { actorType: 'user', actorId: user.id, accountId, ip: context.ip };
+        await recordAudit(tx, { ...actor, event: 'account.created', subjectType: 'account', subjectId: accountId, metadata: { plan: 'FREE', via: 'signup' } }, this.options.clock);
+        await recordAudit(tx, { ...actor, event: 'user.created', subjectType: 'user', subjectId: user.id, metadata: { role: 'owner' } }, this.options.clock);
         return { ...session, user, account };
       });
     } catch (error) {
@@ -108,7 +122,7 @@ export class AuthService {
    * The same answer, in about the same time, whether the email is unknown or the password
    * is wrong (AUTH-6): an unknown email still pays for one argon2id verification.
    */
-  async logIn(input: { email: string; password: string }): Promise<SignedIn> {
+  async logIn(input: { email: string; password: string }, context: RequestContext = NO_CONTEXT): Promise<SignedIn> {
     const lockoutKey = LoginLockout.keyForEmail(input.email);
     const lock = await this.options.loginLockout.check(lockoutKey);
     if (lock.locked) throw loginLockedError(lock);
@@ -117,6 +131,24 @@ export class AuthService {
       user?.password_hash ? await verifyPassword(user.password_hash, input.password) : await verifyAgainstDummy(input.password);
     if (!user || !valid) {
       await this.options.loginLockout.recordFailure(lockoutKey);
+      this.options.authFailures?.recordAuthFailure({ ip: context.ip, accountId: user?.account_id ?? null });
+      // Both kinds of failure are recorded alike, so this costs the same for unknown emails.
+      await asSystem(this.options.database, (tx) =>
+        recordAudit(
+          tx,
+          {
+            event: 'auth.login_failed',
+            actorType: 'anonymous',
+            subjectType: 'user',
+            subjectId: user?.id ?? null,
+            accountId: user?.account_id ?? null,
+            ip: context.ip,
+            metadata: { reason: user ? 'wrong_password' : 'unknown_email' },
+            personal: { email: normaliseEmail(input.email) },
+          },
+          this.options.clock,
+        ),
+      );
       throw new AppError('UNAUTHENTICATED', INVALID_LOGIN);
     }
     await this.options.loginLockout.recordSuccess(lockoutKey);
@@ -126,6 +158,11 @@ export class AuthService {
       if (!account || account.status === 'deleted') throw new AppError('UNAUTHENTICATED', INVALID_LOGIN);
       if (account.status === 'suspended') throw new AppError('ACCOUNT_SUSPENDED', 'This account is suspended');
       const session = await this.startSession(tx, user, now);
+      await recordAudit(
+        tx,
+        { event: 'auth.login', actorType: 'user', actorId: user.id, subjectType: 'session', subjectId: session.sessionId, accountId: account.id, ip: context.ip },
+        this.options.clock,
+      );
       return { ...session, user, account };
     });
   }
@@ -136,7 +173,11 @@ export class AuthService {
    * whole family is revoked, so the newest token stops working too (AUTH-2).
    * `checkCsrf` runs once the session is known and before anything changes.
    */
-  async refresh(presentedToken: string, checkCsrf: (sessionId: string) => void): Promise<IssuedSession & { user: UserRow }> {
+  async refresh(
+    presentedToken: string,
+    checkCsrf: (sessionId: string) => void,
+    context: RequestContext = NO_CONTEXT,
+  ): Promise<IssuedSession & { user: UserRow }> {
     const now = this.options.clock.now();
     const outcome = await asSystem(this.options.database, async (tx) => {
       const token = await lockRefreshToken(tx, tokenHash(presentedToken));
@@ -145,6 +186,19 @@ export class AuthService {
       if (token.revoked_at) return { kind: 'revoked' as const };
       if (token.rotated_at) {
         await revokeFamily(tx, token.family_id, now);
+        await recordAudit(
+          tx,
+          {
+            event: 'auth.refresh_token_reused',
+            actorType: 'anonymous',
+            subjectType: 'session',
+            subjectId: token.family_id,
+            accountId: token.account_id,
+            ip: context.ip,
+            metadata: { userId: token.user_id, sessionRevoked: true },
+          },
+          this.options.clock,
+        );
         return { kind: 'reused' as const, token };
       }
       if (token.expires_at <= now || token.family_expires_at <= now) return { kind: 'expired' as const };
@@ -173,9 +227,23 @@ export class AuthService {
   }
 
   /** Revokes one login session (refresh-token family). */
-  async logOut(sessionId: string): Promise<void> {
+  async logOut(sessionId: string, context: RequestContext = NO_CONTEXT): Promise<void> {
     const now = this.options.clock.now();
-    await asSystem(this.options.database, (tx) => revokeFamily(tx, sessionId, now));
+    await asSystem(this.options.database, async (tx) => {
+      const { rows } = await tx.query<{ user_id: string; account_id: string }>(
+        'SELECT user_id, account_id FROM refresh_tokens WHERE family_id = $1 LIMIT 1',
+        [sessionId],
+      );
+      await revokeFamily(tx, sessionId, now);
+      const owner = rows[0];
+      if (owner) {
+        await recordAudit(
+          tx,
+          { event: 'auth.logout', actorType: 'user', actorId: owner.user_id, subjectType: 'session', subjectId: sessionId, accountId: owner.account_id, ip: context.ip },
+          this.options.clock,
+        );
+      }
+    });
   }
 
   /** The session a refresh token belongs to, without changing anything (for logout). */
@@ -190,22 +258,28 @@ export class AuthService {
    * Starts a password reset. The caller answers 202 at once whatever happens here, so
    * neither the answer nor its timing says whether the email is known (AUTH-6).
    */
-  async requestPasswordReset(email: string): Promise<void> {
+  async requestPasswordReset(email: string, context: RequestContext = NO_CONTEXT): Promise<void> {
     const now = this.options.clock.now();
     const user = await asSystem(this.options.database, (tx) => findActiveUserByEmail(tx, normaliseEmail(email)));
     if (!user?.email) return;
     const to = user.email;
     const token = newOpaqueToken();
-    await forAccount(this.options.database, user.account_id, (tx) =>
-      insertPasswordReset(tx, {
-        id: newId('reset'),
+    await forAccount(this.options.database, user.account_id, async (tx) => {
+      const resetId = newId('reset');
+      await insertPasswordReset(tx, {
+        id: resetId,
         userId: user.id,
         accountId: user.account_id,
         tokenHash: tokenHash(token),
         createdAt: now,
         expiresAt: new Date(now.getTime() + PASSWORD_RESET_TTL_SECONDS * 1000),
-      }),
-    );
+      });
+      await recordAudit(
+        tx,
+        { event: 'auth.password_reset_requested', actorType: 'anonymous', subjectType: 'user', subjectId: user.id, accountId: user.account_id, ip: context.ip, metadata: { resetId } },
+        this.options.clock,
+      );
+    });
     const link = `${this.options.publicUrl.replace(/\/$/, '')}/reset?token=${token}`;
     await this.options.mailer.send({
       kind: 'password_reset',
@@ -216,7 +290,7 @@ export class AuthService {
   }
 
   /** Sets a new password with a single-use reset token and ends every session of the user. */
-  async confirmPasswordReset(input: { token: string; password: string }): Promise<void> {
+  async confirmPasswordReset(input: { token: string; password: string }, context: RequestContext = NO_CONTEXT): Promise<void> {
     const now = this.options.clock.now();
     const passwordOk = passwordProblem(input.password);
     if (passwordOk) throw new AppError('VALIDATION_FAILED', `password: ${passwordOk}`, [{ field: 'password', message: passwordOk }]);
@@ -226,7 +300,21 @@ export class AuthService {
       if (!reset || reset.used_at || reset.expires_at <= now) return false;
       await markPasswordResetUsed(tx, reset.id, now);
       await setPasswordHash(tx, reset.user_id, passwordHash, now);
-      await revokeAllSessionsOfUser(tx, reset.user_id, now);
+      const sessionsRevoked = await revokeAllSessionsOfUser(tx, reset.user_id, now);
+      await recordAudit(
+        tx,
+        {
+          event: 'auth.password_reset',
+          actorType: 'user',
+          actorId: reset.user_id,
+          subjectType: 'user',
+          subjectId: reset.user_id,
+          accountId: reset.account_id,
+          ip: context.ip,
+          metadata: { resetId: reset.id, sessionsRevoked },
+        },
+        this.options.clock,
+      );
       return true;
     });
     if (!done) throw new AppError('VALIDATION_FAILED', 'token: invalid or expired', [{ field: 'token', message: 'is invalid or expired' }]);
