@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadCliConfig } from './cli-config.js';
 import { createDatabase } from '../platform/database/create-database.js';
 import { runAuditVerify } from '../modules/audit/verify-command.js';
 
@@ -9,17 +9,8 @@ import { runAuditVerify } from '../modules/audit/verify-command.js';
  * `npm run migrate`. On the embedded database, stop the server first (one process at a time).
  */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      for (const reason of error.reasons) process.stderr.write(`${reason}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    throw error;
-  }
+  const config = loadCliConfig(2);
+  if (!config) return;
   const database = await createDatabase(config.database);
   try {
     process.exitCode = await runAuditVerify(database, { stdout: process.stdout, json: process.argv.includes('--json') });

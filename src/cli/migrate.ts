@@ -1,20 +1,11 @@
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadCliConfig } from './cli-config.js';
 import { createDatabase } from '../platform/database/create-database.js';
 import { migrate } from '../platform/database/migrate.js';
 
 /** `npm run migrate`: applies pending migrations (under the same advisory lock as start-up) and exits. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      for (const reason of error.reasons) process.stderr.write(`${reason}\n`);
-      process.exitCode = 1;
-      return;
-    }
-    throw error;
-  }
+  const config = loadCliConfig(1);
+  if (!config) return;
   const database = await createDatabase(config.database);
   try {
     const report = await migrate(database);

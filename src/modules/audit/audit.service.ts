@@ -175,7 +175,8 @@ export async function recordAudit(tx: Queryable, input: AuditRecordInput, clock:
   };
 }
 
-interface EntryRow {
+/** An audit_log row as the service reads it. */
+export interface EntryRow {
   seq: number;
   id: string;
   at: Date | string;

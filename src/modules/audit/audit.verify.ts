@@ -1,6 +1,7 @@
 import { asSystem } from '../../platform/database/access.js';
 import type { Database } from '../../platform/database/database.js';
-import { entryHash, GENESIS_HASH, personalDigest, type JsonObject } from './audit.hash.js';
+import { entryHash, GENESIS_HASH, personalDigest } from './audit.hash.js';
+import type { EntryRow } from './audit.service.js';
 
 /** Why verification stopped, for operators (the API answers only `brokenAt`). */
 export type ChainBreak =
@@ -19,19 +20,7 @@ export type ChainVerification =
   | { readonly valid: true; readonly checked: number }
   | { readonly valid: false; readonly brokenAt: string; readonly reason: ChainBreak; readonly checked: number };
 
-interface ChainRow {
-  seq: number;
-  id: string;
-  at: Date | string;
-  event: string;
-  actor_type: string;
-  actor_id: string | null;
-  subject_type: string | null;
-  subject_id: string | null;
-  account_id: string | null;
-  ip: string | null;
-  metadata: JsonObject;
-  personal: JsonObject;
+interface ChainRow extends EntryRow {
   personal_salt: string | null;
   personal_digest: string;
   erased_at: Date | string | null;
