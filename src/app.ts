@@ -63,6 +63,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     csrf: deps.csrf,
     adminApiToken,
     apiKeys: deps.apiKeys,
+    accounts: deps.accounts,
     serviceSharedSecret: config.service.sharedSecret,
     externalIdentities: deps.externalIdentities,
     metrics: deps.metrics,
@@ -113,7 +114,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     logger: deps.logger,
     limiter: deps.rateLimiting.limiter,
   });
-  await app.register(accountRoutes, { database: deps.database });
+  await app.register(accountRoutes, { accounts: deps.accounts });
   await app.register(apiKeyRoutes, { service: deps.apiKeyModule.service });
   await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
@@ -126,6 +127,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     clearInterval(idleSweep);
     await deps.scheduler.stop();
     await deps.apiKeyModule.close();
+    await deps.accounts.close();
     await deps.rateLimiting.close();
     await deps.database.close();
     await deps.alerter.flush();

@@ -18,6 +18,8 @@ import { AuthService } from './modules/auth/auth.service.js';
 import type { ApiKeyVerifierPort } from './modules/auth/authenticate.js';
 import { CsrfTokens } from './modules/auth/csrf.js';
 import { createApiKeysModule, type ApiKeysModule } from './modules/api-keys/api-keys.module.js';
+import { PostgresRevocationFeed } from './modules/api-keys/revocation-feed.js';
+import { ACCOUNT_CHANNEL, AccountSnapshots } from './modules/accounts/account-snapshots.js';
 import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
@@ -48,6 +50,7 @@ export interface Dependencies {
   readonly alerter: Alerter;
   readonly authFailures: AuthFailureDetector;
   readonly securityEvents: SecurityEvents;
+  readonly accounts: AccountSnapshots;
 }
 
 export interface DependencyOverrides {
@@ -146,6 +149,18 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
   });
 
+  const accounts = new AccountSnapshots(
+    database,
+    config.database.kind === 'postgres' && database.driver === 'postgres'
+      ? new PostgresRevocationFeed({
+          database: config.database,
+          role: APPLICATION_ROLE,
+          channel: ACCOUNT_CHANNEL,
+          subject: 'account',
+          logger: logger.child({ component: 'accounts' }),
+        })
+      : undefined,
+  );
   const apiKeyModule = createApiKeysModule({ config, database, clock, logger: logger.child({ component: 'api-keys' }) });
 
   return {
@@ -168,6 +183,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     alerter,
     authFailures,
     securityEvents,
+    accounts,
     errorReporter,
     scheduler,
     readinessChecks,

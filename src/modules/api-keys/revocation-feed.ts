@@ -48,6 +48,10 @@ type PostgresConfig = Extract<DatabaseConfig, { kind: 'postgres' }>;
 
 export interface PostgresRevocationFeedOptions {
   readonly database: PostgresConfig;
+  /** The NOTIFY channel to listen on (default: API key changes). */
+  readonly channel?: string;
+  /** What the feed invalidates, for its connection's application_name and its log lines. */
+  readonly subject?: string;
   /** The role the listening connection works as (it only runs LISTEN and SELECT 1). */
   readonly role?: string;
   readonly logger?: FeedLogger;
@@ -103,7 +107,12 @@ export class PostgresRevocationFeed implements RevocationFeed {
   /** How many times LISTEN has been established (1 after start, +1 per reconnection). */
   sessions = 0;
 
+  private readonly channel: string;
+  private readonly subject: string;
+
   constructor(private readonly options: PostgresRevocationFeedOptions) {
+    this.channel = options.channel ?? API_KEY_CHANNEL;
+    this.subject = options.subject ?? 'api key';
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 250;
     this.staleAfterMs = options.staleAfterMs ?? 750;
     this.deadAfterMs = options.deadAfterMs ?? 3_000;
@@ -145,7 +154,7 @@ export class PostgresRevocationFeed implements RevocationFeed {
     const client = new pg.Client({
       connectionString: database.url,
       ssl: sslOptions(database),
-      application_name: 'bulwark-api-key-listener',
+      application_name: `bulwark-${this.subject.replace(/ /g, '-')}-listener`,
       connectionTimeoutMillis: database.connectTimeoutMs,
       // A heartbeat that hangs this long rejects, and the connection is then replaced.
       query_timeout: this.deadAfterMs,
@@ -156,14 +165,14 @@ export class PostgresRevocationFeed implements RevocationFeed {
     client.on('error', (error) => this.drop(client, error));
     client.on('end', () => this.drop(client, new Error('connection ended')));
     client.on('notification', (message) => {
-      if (this.client === client && message.channel === API_KEY_CHANNEL && message.payload) {
+      if (this.client === client && message.channel === this.channel && message.payload) {
         this.handlers?.onKeyChanged(message.payload);
       }
     });
     try {
       await client.connect();
       const sentAt = performance.now();
-      await client.query(`LISTEN ${API_KEY_CHANNEL}`);
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
       if (this.client !== client || this.closed) return;
       // Anything cached before this session may have missed a change: start clean.
       this.handlers?.onReset();
@@ -171,7 +180,7 @@ export class PostgresRevocationFeed implements RevocationFeed {
       this.lastConfirmedAt = sentAt;
       this.sessions += 1;
       this.reconnectDelayMs = this.reconnectMinMs;
-      if (this.everConnected) this.options.logger?.info({ sessions: this.sessions }, 'api key revocation listener re-established');
+      if (this.everConnected) this.options.logger?.info({ sessions: this.sessions }, `${this.subject} change listener re-established`);
       this.everConnected = true;
       this.downReported = false;
       this.scheduleHeartbeat(client);
@@ -212,7 +221,7 @@ export class PostgresRevocationFeed implements RevocationFeed {
       this.downReported = true;
       this.options.logger?.warn(
         { reason: messageOf(error) },
-        'api key revocation listener unavailable; key verification bypasses the cache until it reconnects',
+        `${this.subject} change listener unavailable; the ${this.subject} cache is bypassed until it reconnects`,
       );
     }
     const delay = this.reconnectDelayMs;

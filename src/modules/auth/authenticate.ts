@@ -11,6 +11,7 @@ import type { CsrfTokens } from './csrf.js';
 import type { ExternalIdentities } from './external-identities.js';
 import type { Principal } from './principal.js';
 import { loadPrincipalState } from './sessions.repository.js';
+import type { AccountSnapshots } from '../accounts/account-snapshots.js';
 
 /** Verifies account API keys (X-API-Key); implemented by the api-keys module. */
 export interface ApiKeyVerifierPort {
@@ -24,6 +25,8 @@ export interface AuthenticationOptions {
   readonly csrf: CsrfTokens;
   readonly adminApiToken: string;
   readonly apiKeys: ApiKeyVerifierPort | undefined;
+  /** Account status for key and service callers, cached with change notifications. */
+  readonly accounts: AccountSnapshots;
   readonly serviceSharedSecret: string | undefined;
   /** Maps external identity providers' user tokens to accounts; undefined when not configured. */
   readonly externalIdentities: ExternalIdentities | undefined;
@@ -151,10 +154,7 @@ async function resolveUser(token: string, via: 'cookie' | 'bearer', options: Aut
 async function resolveApiKey(presented: string, options: AuthenticationOptions): Promise<Principal> {
   const verified = options.apiKeys ? await options.apiKeys.verify(presented) : undefined;
   if (!verified) fail('api_key', 'UNAUTHENTICATED', 'Invalid API key');
-  const { rows } = await forAccount(options.database, verified.accountId, (tx) =>
-    tx.query<{ status: string }>('SELECT status FROM accounts WHERE id = $1', [verified.accountId]),
-  );
-  const status = rows[0]?.status;
+  const status = (await options.accounts.get(verified.accountId))?.status;
   if (status === undefined || status === 'deleted') fail('api_key', 'UNAUTHENTICATED', 'Invalid API key', verified.accountId);
   if (status === 'suspended') fail('api_key', 'ACCOUNT_SUSPENDED', 'This account is suspended', verified.accountId);
   return { kind: 'apiKey', accountId: verified.accountId, keyId: verified.keyId };

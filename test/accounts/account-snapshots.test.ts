@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { asSystem } from '../../src/platform/database/access.js';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createScratchDatabase, describeWithPostgres, type ScratchDatabase } from '../helpers/postgres.js';
+
+/**
+ * ACC-4 with cached account snapshots: a suspension made on one instance refuses the
+ * account's key on another instance that had the account cached, within 1 s (the same
+ * bound as key revocation), because the database announces every account change.
+ */
+describeWithPostgres('account snapshots across instances', () => {
+  let scratch: ScratchDatabase;
+  let first: TestApp;
+  let second: TestApp;
+  const limits = JSON.stringify({ 'admin.ip': { limit: 1_000, windowSeconds: 3600 } });
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    first = await createTestApp({ env: { DATABASE_URL: scratch.url, RATE_LIMITS: limits } });
+    // Both instances must share the pepper to verify each other's keys.
+    second = await createTestApp({ env: { DATABASE_URL: scratch.url, RATE_LIMITS: limits, API_KEY_PEPPER: first.config.secrets.apiKeyPepper ?? '', ADMIN_API_TOKEN: first.config.secrets.adminApiToken ?? '' } });
+  });
+  afterAll(async () => {
+    await first?.close();
+    await second?.close();
+    await scratch?.drop();
+  });
+
+  it('refuses a suspended account on the other instance within 1 s, and serves it again once reactivated', async () => {
+    const admin = { authorization: `Bearer ${first.config.secrets.adminApiToken}` };
+    const created = await first.app.inject({ method: 'POST', url: '/api/admin/accounts', headers: admin, payload: { name: 'Cached Co' } });
+    expect(created.statusCode, created.body).toBe(201);
+    const accountId = created.json().account.id as string;
+    const issued = await first.app.inject({ method: 'POST', url: `/api/admin/accounts/${accountId}/keys`, headers: admin, payload: { label: 'k' } });
+    expect(issued.statusCode, issued.body).toBe(201);
+    const key = { 'x-api-key': issued.json().secret as string };
+
+    // Warm both instances' caches.
+    await expect.poll(async () => (await second.app.inject({ method: 'GET', url: '/api/account', headers: key })).statusCode).toBe(200);
+    expect((await first.app.inject({ method: 'GET', url: '/api/account', headers: key })).json().account.status).toBe('active');
+
+    const suspended = await first.app.inject({ method: 'PATCH', url: `/api/admin/accounts/${accountId}`, headers: admin, payload: { status: 'suspended' } });
+    expect(suspended.statusCode, suspended.body).toBe(200);
+    await expect.poll(async () => (await second.app.inject({ method: 'GET', url: '/api/account', headers: key })).statusCode, { timeout: 1_000, interval: 50 }).toBe(403);
+
+    // A change made directly in the database (say, by a migration or an operator) is announced too.
+    await asSystem(first.deps.database, (tx) => tx.query(`UPDATE accounts SET status = 'active', plan = 'PRO' WHERE id = $1`, [accountId]));
+    await expect.poll(async () => (await second.app.inject({ method: 'GET', url: '/api/account', headers: key })).json().account?.plan, { timeout: 1_000, interval: 50 }).toBe('PRO');
+  });
+});
