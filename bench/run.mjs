@@ -1,6 +1,8 @@
 // `npm run bench`: starts the real Bulwark server (node dist/server.js, on a fresh PostgreSQL
-// database) and a bare node:http reference, each as its own process, drives both with
-// autocannon on 127.0.0.1 in alternating rounds, and writes bench/RESULTS.md.
+// database) and a bare node:http reference, each as its own process, runs each scenario's
+// setup (e.g. an account and API key through the operator API), drives each scenario's
+// reference and target with autocannon on 127.0.0.1 in alternating rounds, and writes
+// bench/RESULTS.md.
 //
 // Exit code: 0 when every run was valid (a ratio below target is reported, not failed);
 // 1 when the target answered any non-2xx, a run had errors, or anything went wrong.
@@ -16,17 +18,35 @@ import { runLoad, stopActiveLoad } from './lib/load.mjs';
 import { httpRequest } from './lib/net.mjs';
 import { createScratchDatabase, describeUrl, dropScratchDatabase } from './lib/postgres.mjs';
 import { format, renderMarkdown, renderSummary } from './lib/report.mjs';
+import { answerProblems, normalizeScenario, resolveRequest, ROLES } from './lib/scenario.mjs';
 import { loadSettings } from './lib/settings.mjs';
 import { median } from './lib/stats.mjs';
 import { withTimeout } from './lib/time.mjs';
-import { scenarios } from './scenarios.mjs';
+import { scenarios as scenarioDefinitions } from './scenarios.mjs';
 import { systems } from './systems.mjs';
+
+const scenarios = scenarioDefinitions.map(normalizeScenario);
+const systemIdsUsed = [...new Set(scenarios.flatMap((scenario) => ROLES.map((role) => scenario[role].system)))];
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const PROJECT_DIR = path.resolve(BENCH_DIR, '..');
 const RESULTS_FILE = path.join(BENCH_DIR, 'RESULTS.md');
 
-const log = (message) => process.stdout.write(`[bench] ${message}\n`);
+/** Secrets of this run (admin token, API keys): never printed, never written to RESULTS.md. */
+const secrets = new Set();
+
+function keepSecret(value) {
+  if (typeof value !== 'string' || value.length < 8) throw new Error('keepSecret: expected a secret string');
+  secrets.add(value);
+}
+
+function redact(text) {
+  let result = String(text);
+  for (const secret of secrets) result = result.split(secret).join('[redacted]');
+  return result;
+}
+
+const log = (message) => process.stdout.write(redact(`[bench] ${message}\n`));
 
 class AbortedError extends Error {}
 
@@ -52,6 +72,7 @@ const state = {
   dataDir: undefined,
   databaseCreation: undefined,
   servers: new Map(), // system id -> ServerProcess
+  serverSecrets: new Map(), // system id -> { name: value } (from systems.mjs prepare)
   shutdowns: [],
 };
 
@@ -75,7 +96,9 @@ function abort(reason) {
 async function startSystem(id, context, settings) {
   const system = systems[id];
   if (!system) throw new Error(`unknown system "${id}" in scenarios.mjs`);
-  const spec = await system.prepare(context);
+  const { secrets: serverSecrets = {}, ...spec } = await system.prepare(context);
+  for (const value of Object.values(serverSecrets)) keepSecret(value);
+  state.serverSecrets.set(id, serverSecrets);
   checkpoint();
   const server = new ServerProcess({ ...spec });
   state.servers.set(id, server);
@@ -89,25 +112,41 @@ async function startSystem(id, context, settings) {
   return server;
 }
 
-/** Both servers must give the same kind of answer, or the comparison means nothing. */
-async function checkEquivalentAnswers(scenario) {
-  for (const id of [scenario.reference, scenario.target]) {
-    const server = state.servers.get(id);
+/** A scenario's setup (if any), once, after the servers are ready; resolves its fixtures. */
+async function runSetup(scenario) {
+  if (!scenario.setup) return {};
+  const started = Date.now();
+  const fixtures = await scenario.setup({
+    server: (id) => {
+      const server = state.servers.get(id);
+      if (!server) throw new Error(`scenario ${scenario.id}: setup asked for system "${id}", which is not running`);
+      return { host: server.host, port: server.port };
+    },
+    secretsOf: (id) => state.serverSecrets.get(id) ?? {},
+    keepSecret,
+    log,
+  });
+  log(`setup for ${scenario.title} done in ${Date.now() - started} ms`);
+  return fixtures ?? {};
+}
+
+/** Each role must give the answer we mean to measure (the same kind of answer when both send one request), or the comparison means nothing. */
+async function checkAnswers(scenario, fixtures) {
+  for (const role of ROLES) {
+    const spec = scenario[role];
+    const request = resolveRequest(spec, fixtures);
+    const server = state.servers.get(spec.system);
     const response = await httpRequest({
       host: server.host,
       port: server.port,
-      method: scenario.request.method,
-      path: scenario.request.path,
-      headers: { host: '127.0.0.1', ...scenario.request.headers },
+      method: request.method,
+      path: request.path,
+      headers: { host: '127.0.0.1', ...request.headers },
+      body: request.body,
     });
-    const problems = [];
-    if (response.status !== scenario.expect.status) problems.push(`status ${response.status}, expected ${scenario.expect.status}`);
-    if (!scenario.expect.contentType.test(response.headers['content-type'] ?? '')) {
-      problems.push(`content-type ${JSON.stringify(response.headers['content-type'])}`);
-    }
-    if (scenario.expect.body !== undefined && response.body !== scenario.expect.body) problems.push(`body ${JSON.stringify(response.body.slice(0, 200))}`);
+    const problems = answerProblems(spec.expect, response, fixtures);
     if (problems.length > 0) {
-      throw new Error(`${scenario.title} on ${systems[id].label} does not answer as expected: ${problems.join('; ')}`);
+      throw new Error(`${scenario.title} on ${spec.label} does not answer as expected: ${problems.join('; ')}`);
     }
   }
 }
@@ -138,23 +177,30 @@ async function measure(settings, startedAt) {
   log(`database ${database.name} created; DATA_DIR ${state.dataDir}`);
 
   const context = { settings, databaseUrl: database.url, dataDir: state.dataDir };
-  const systemIds = [...new Set(scenarios.flatMap((scenario) => [scenario.reference, scenario.target]))];
-  for (const id of systemIds) {
+  for (const id of systemIdsUsed) {
     await startSystem(id, context, settings);
     checkpoint();
   }
 
-  for (const scenario of scenarios) await checkEquivalentAnswers(scenario);
+  // Setup once per scenario (after every server is ready, before any warm-up), then each
+  // role's request is fixed for the whole run.
+  const requests = new Map(); // scenario id -> { reference, target }
+  for (const scenario of scenarios) {
+    const fixtures = await runSetup(scenario);
+    checkpoint();
+    await checkAnswers(scenario, fixtures);
+    requests.set(scenario.id, Object.fromEntries(ROLES.map((role) => [role, resolveRequest(scenario[role], fixtures)])));
+  }
 
   // Besides autocannon's figures, the server process's CPU time per request (Linux only):
   // far less sensitive than req/s to other work on a shared machine.
-  const load = async (scenario, id, durationSeconds) => {
-    const server = state.servers.get(id);
+  const load = async (scenario, role, durationSeconds) => {
+    const server = state.servers.get(scenario[role].system);
     const cpuBefore = await processCpuSeconds(server.pid);
     const run = await runLoad({
       host: server.host,
       port: server.port,
-      request: scenario.request,
+      request: requests.get(scenario.id)[role],
       connections: settings.connections,
       durationSeconds,
       pipelining: settings.pipelining,
@@ -168,19 +214,20 @@ async function measure(settings, startedAt) {
   const problems = [];
   if (settings.warmupSeconds > 0) {
     for (const scenario of scenarios) {
-      for (const [role, id] of [['reference', scenario.reference], ['target', scenario.target]]) {
-        log(`warm-up ${scenario.title} on ${systems[id].label} (${settings.warmupSeconds} s, not counted)`);
-        const run = await load(scenario, id, settings.warmupSeconds);
+      for (const role of ROLES) {
+        const { label } = scenario[role];
+        log(`warm-up ${scenario.title} on ${label} (${settings.warmupSeconds} s, not counted)`);
+        const run = await load(scenario, role, settings.warmupSeconds);
         checkpoint();
-        problems.push(...runProblems(run, `${scenario.title} warm-up ${role} ${systems[id].label}`));
+        problems.push(...runProblems(run, `${scenario.title} warm-up ${role} ${label}`));
       }
     }
   }
 
   const results = scenarios.map((scenario) => ({
     scenario,
-    referenceLabel: systems[scenario.reference].label,
-    targetLabel: systems[scenario.target].label,
+    referenceLabel: scenario.reference.label,
+    targetLabel: scenario.target.label,
     runs: [],
   }));
   for (let round = 1; round <= settings.rounds; round += 1) {
@@ -188,15 +235,15 @@ async function measure(settings, startedAt) {
       const { scenario } = result;
       let order = 0;
       let referenceRps;
-      for (const [role, id] of [['reference', scenario.reference], ['target', scenario.target]]) {
+      for (const role of ROLES) {
         order += 1;
-        const run = await load(scenario, id, settings.durationSeconds);
+        const run = await load(scenario, role, settings.durationSeconds);
         checkpoint();
-        const entry = { ...run, round, order, role, label: systems[id].label };
+        const entry = { ...run, round, order, role, label: scenario[role].label };
         if (role === 'reference') referenceRps = run.requestsPerSecond;
         else entry.ratioToReference = run.requestsPerSecond / referenceRps;
         result.runs.push(entry);
-        problems.push(...runProblems(run, `${scenario.title} round ${round} ${role} ${systems[id].label}`));
+        problems.push(...runProblems(run, `${scenario.title} round ${round} ${role} ${entry.label}`));
         log(
           `round ${round}/${settings.rounds} ${scenario.title} ${entry.label}: ${format.fmtInt(run.requestsPerSecond)} req/s, ` +
             `p99 ${format.fmtMs(run.latencyP99Ms)} ms, server CPU ${format.fmtMicros(run.serverCpuMicrosPerRequest)} us/request, ` +
@@ -269,8 +316,9 @@ async function main() {
   const settings = loadSettings();
   const startedAt = new Date().toISOString();
   const runs = scenarios.length * 2 * settings.rounds;
+  const setups = scenarios.filter((scenario) => scenario.setup).length;
   const budgetMs =
-    (runs * (settings.durationSeconds + 15) + scenarios.length * 2 * (settings.warmupSeconds + 15)) * 1_000 +
+    (runs * (settings.durationSeconds + 15) + scenarios.length * 2 * (settings.warmupSeconds + 15) + setups * 45) * 1_000 +
     4 * settings.startupTimeoutMs +
     60_000;
   const deadline = setTimeout(() => abort(`the whole benchmark exceeded its ${Math.round(budgetMs / 1000)} s budget`), budgetMs);
@@ -294,34 +342,40 @@ async function main() {
   clearTimeout(hardStop);
 
   if (failure) {
-    process.stderr.write(`\n[bench] FAILED: ${failure instanceof AbortedError ? `aborted: ${failure.message}` : failure.stack ?? failure}\n`);
-    for (const problem of cleanupProblems) process.stderr.write(`[bench] cleanup problem: ${problem}\n`);
+    process.stderr.write(redact(`\n[bench] FAILED: ${failure instanceof AbortedError ? `aborted: ${failure.message}` : failure.stack ?? failure}\n`));
+    for (const problem of cleanupProblems) process.stderr.write(redact(`[bench] cleanup problem: ${problem}\n`));
     return 1;
   }
 
   const machineSummary = renderSummary({ results: outcome.results, settings, machine: outcome.machine });
   if (outcome.problems.length > 0) {
-    process.stdout.write(`${machineSummary}\n`);
+    process.stdout.write(redact(`${machineSummary}\n`));
     process.stderr.write(
-      `\n[bench] FAILED: invalid runs, ${path.relative(PROJECT_DIR, RESULTS_FILE)} not written:\n` +
-        outcome.problems.map((problem) => `  - ${problem}\n`).join(''),
+      redact(
+        `\n[bench] FAILED: invalid runs, ${path.relative(PROJECT_DIR, RESULTS_FILE)} not written:\n` +
+          outcome.problems.map((problem) => `  - ${problem}\n`).join(''),
+      ),
     );
-    for (const problem of cleanupProblems) process.stderr.write(`[bench] cleanup problem: ${problem}\n`);
+    for (const problem of cleanupProblems) process.stderr.write(redact(`[bench] cleanup problem: ${problem}\n`));
     return 1;
   }
 
   const markdown = renderMarkdown({
     ...outcome,
     settings,
-    systemsUsed: [...new Set(scenarios.flatMap((scenario) => [scenario.reference, scenario.target]))].map((id) => systems[id]),
+    systemsUsed: systemIdsUsed.map((id) => systems[id]),
     shutdowns: state.shutdowns,
     finishedAt: new Date().toISOString(),
   });
+  if ([...secrets].some((secret) => markdown.includes(secret) || machineSummary.includes(secret))) {
+    process.stderr.write(`\n[bench] FAILED: a secret of this run would appear in the results; ${path.relative(PROJECT_DIR, RESULTS_FILE)} not written\n`);
+    return 1;
+  }
   await writeFile(RESULTS_FILE, markdown);
   process.stdout.write(`${machineSummary}\nWrote ${path.relative(PROJECT_DIR, RESULTS_FILE)}\n`);
 
   if (cleanupProblems.length > 0) {
-    for (const problem of cleanupProblems) process.stderr.write(`[bench] cleanup problem: ${problem}\n`);
+    for (const problem of cleanupProblems) process.stderr.write(redact(`[bench] cleanup problem: ${problem}\n`));
     return 1;
   }
   return 0;
@@ -330,7 +384,7 @@ async function main() {
 main().then(
   (code) => process.exit(code),
   (error) => {
-    process.stderr.write(`[bench] FAILED: ${error.stack ?? error}\n`);
+    process.stderr.write(redact(`[bench] FAILED: ${error.stack ?? error}\n`));
     process.exit(1);
   },
 );

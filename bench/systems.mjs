@@ -1,6 +1,9 @@
 // The servers a scenario can point at. Each is started once per run, as its own process,
 // and reused by every scenario and round. `prepare` only describes the process (the runner
-// spawns it), so an aborted run never leaves a server behind.
+// spawns it), so an aborted run never leaves a server behind. A system may also return
+// `secrets` (name -> value) for the setup steps in scenarios.mjs; the runner never prints
+// them and refuses to write RESULTS.md if one appears in it.
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './lib/net.mjs';
@@ -33,10 +36,14 @@ export const systems = {
   },
   bulwark: {
     label: 'Bulwark',
-    description: 'node dist/server.js (NODE_ENV=development, LOG_LEVEL=warn, JOBS_ENABLED=false, PostgreSQL)',
+    description:
+      'node dist/server.js (NODE_ENV=development, LOG_LEVEL=warn, JOBS_ENABLED=false, PostgreSQL with the default pool ' +
+      '(DATABASE_POOL_MAX 10); ADMIN_API_TOKEN a fresh random 64-hex value per run, used only by the setup step and never written out)',
     readyPath: '/health',
     async prepare({ settings, databaseUrl, dataDir }) {
       const port = await freePort(settings.host);
+      // The operator token for this run only: setup steps use it to create what they need.
+      const adminToken = randomBytes(32).toString('hex');
       return {
         name: 'Bulwark',
         command: process.execPath,
@@ -51,9 +58,11 @@ export const systems = {
           JOBS_ENABLED: 'false',
           LOG_LEVEL: settings.serverLogLevel,
           DATABASE_URL: databaseUrl,
+          ADMIN_API_TOKEN: adminToken,
         },
         host: settings.host,
         port,
+        secrets: { adminToken },
       };
     },
   },

@@ -14,8 +14,8 @@ export function freePort(host = '127.0.0.1') {
   });
 }
 
-/** One HTTP request with a hard timeout; resolves { status, headers, body }. */
-export function httpRequest({ host, port, method = 'GET', path, headers = {}, timeoutMs = 2_000 }) {
+/** One HTTP request (with an optional string body) and a hard timeout; resolves { status, headers, body }. */
+export function httpRequest({ host, port, method = 'GET', path, headers = {}, body, timeoutMs = 2_000 }) {
   return new Promise((resolve, reject) => {
     const request = http.request({ host, port, method, path, headers, agent: false, timeout: timeoutMs }, (response) => {
       const chunks = [];
@@ -27,6 +27,6 @@ export function httpRequest({ host, port, method = 'GET', path, headers = {}, ti
     });
     request.on('timeout', () => request.destroy(new Error(`${method} ${path} timed out after ${timeoutMs} ms`)));
     request.on('error', reject);
-    request.end();
+    request.end(body);
   });
 }

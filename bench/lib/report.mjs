@@ -34,6 +34,7 @@ function scenarioSection(result, settings) {
     `Reference: ${referenceLabel}. Target: ${targetLabel}. Each run: ${settings.connections} connections, ` +
       `pipelining ${settings.pipelining}, ${settings.durationSeconds} s.`,
     '',
+    ...(scenario.notes ?? []).flatMap((note) => [note, '']),
     '| Round | Order | Server | req/s (mean) | p50 latency (ms) | p99 latency (ms) | max latency (ms) | server CPU (us/request) | requests | non-2xx | errors | timeouts | target/reference req/s |',
     '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
@@ -100,7 +101,8 @@ export function renderMarkdown({ results, settings, machine, systemsUsed, shutdo
       '"request completed" line is at info level and is not written. With the default LOG_LEVEL=info every request ' +
       'also writes a JSON log line to stdout, which costs throughput.',
     `- Bulwark's database: a fresh PostgreSQL database \`${databaseName}\` created for the run and dropped (WITH (FORCE)) ` +
-      "afterwards; DATA_DIR is a temporary directory, removed afterwards. /health does not touch the database.",
+      'afterwards; DATA_DIR is a temporary directory, removed afterwards. /health does not touch the database' +
+      (results.some((result) => result.scenario.id === 'account-api-key') ? '; GET /api/account with an API key does (see its section).' : '.'),
     '',
     ...results.map((result) => scenarioSection(result, settings)),
     '## Shutdown',
