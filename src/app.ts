@@ -12,7 +12,12 @@ import { adminPrincipalGuard } from './modules/audit/admin-guard.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
 import { registerAuthentication } from './modules/auth/authenticate.js';
-import { generalRateLimit, limitFailedAuthentication, rateLimit } from './platform/rate-limit/hooks.js';
+import { generalRateLimit, limitFailedAuthentication, machineRateLimit, rateLimit } from './platform/rate-limit/hooks.js';
+import { planRoutes } from './modules/plans/plans.routes.js';
+import { effectivePlanId } from './modules/plans/exemptions.js';
+import { entitlementRoutes } from './modules/entitlements/entitlements.routes.js';
+import { usageRoutes } from './modules/usage/usage.routes.js';
+import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
 import { registerJsonBodyParser } from './platform/http/json-body.js';
@@ -114,7 +119,23 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     logger: deps.logger,
     limiter: deps.rateLimiting.limiter,
   });
-  await app.register(accountRoutes, { accounts: deps.accounts });
+  await app.register(accountRoutes, { accounts: deps.accounts, exemptions: deps.exemptions });
+  await app.register(planRoutes, { catalogue: deps.plans, database: deps.database, clock: deps.clock });
+  // RL-5: keys and services on machine routes are limited per account by the plan; people per user.
+  const machineLimit = machineRateLimit(deps.rateLimiting.limiter, {
+    planRequestsPerMinute: async (accountId) => {
+      const account = await deps.accounts.get(accountId);
+      const plan = await deps.plans.planFor(account ? effectivePlanId(account, deps.exemptions) : 'FREE');
+      return plan.requestsPerMinute;
+    },
+    userPolicy: 'entitlements.user',
+  });
+  await app.register(entitlementRoutes, { entitlements: deps.entitlements, rateLimit: machineLimit });
+  await app.register(usageRoutes, {
+    service: new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys }),
+    limiter: deps.rateLimiting.limiter,
+    machineRateLimit: machineLimit,
+  });
   await app.register(apiKeyRoutes, { service: deps.apiKeyModule.service });
   await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
@@ -128,6 +149,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     await deps.scheduler.stop();
     await deps.apiKeyModule.close();
     await deps.accounts.close();
+    await deps.plans.close();
     await deps.rateLimiting.close();
     await deps.database.close();
     await deps.alerter.flush();

@@ -20,6 +20,12 @@ import { CsrfTokens } from './modules/auth/csrf.js';
 import { createApiKeysModule, type ApiKeysModule } from './modules/api-keys/api-keys.module.js';
 import { PostgresRevocationFeed } from './modules/api-keys/revocation-feed.js';
 import { ACCOUNT_CHANNEL, AccountSnapshots } from './modules/accounts/account-snapshots.js';
+import { createPlanCatalogue } from './modules/plans/plans.module.js';
+import type { PlanCatalogue } from './modules/plans/plan-catalogue.js';
+import { seedCatalogue } from './modules/plans/seed.js';
+import { effectivePlanId, Exemptions } from './modules/plans/exemptions.js';
+import { EntitlementsService } from './modules/entitlements/entitlements.service.js';
+import { usageRetentionJob } from './modules/usage/usage-retention.job.js';
 import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
@@ -51,6 +57,9 @@ export interface Dependencies {
   readonly authFailures: AuthFailureDetector;
   readonly securityEvents: SecurityEvents;
   readonly accounts: AccountSnapshots;
+  readonly plans: PlanCatalogue;
+  readonly exemptions: Exemptions;
+  readonly entitlements: EntitlementsService;
 }
 
 export interface DependencyOverrides {
@@ -105,11 +114,16 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const { database, migration } = await openMigratedDatabase(config, overrides.database, logger);
   if (migration.applied.length > 0) logger.info({ applied: migration.applied }, 'database migrated');
+  const plans = createPlanCatalogue({ databaseConfig: config.database, database, logger: logger.child({ component: 'plans' }) });
+  const seeded = await seedCatalogue(database, clock, { planCatalogue: plans });
+  if (seeded.inserted.length > 0) logger.info(seeded, 'plan catalogue seeded');
+  const exemptions = new Exemptions(config.exemptions);
 
   const errorReporter = config.sentryDsn ? await createSentryReporter(config.sentryDsn, config.env, logger) : noErrorReporter;
   const instanceId = newId('instance');
   const scheduler = new JobScheduler({ database, clock, logger: logger.child({ component: 'scheduler' }), instanceId });
   scheduler.register(pruneJobRunsJob());
+  scheduler.register(usageRetentionJob());
 
   const readinessChecks = overrides.readinessChecks ?? [
     databaseCheck(database),
@@ -161,6 +175,15 @@ export async function createDependencies(config: Config, overrides: DependencyOv
         })
       : undefined,
   );
+  const entitlements = new EntitlementsService({
+    database,
+    clock,
+    catalogue: plans,
+    planIdOf: async (accountId) => {
+      const account = await accounts.get(accountId);
+      return account ? effectivePlanId(account, exemptions) : 'FREE';
+    },
+  });
   const apiKeyModule = createApiKeysModule({ config, database, clock, logger: logger.child({ component: 'api-keys' }) });
 
   return {
@@ -184,6 +207,9 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     authFailures,
     securityEvents,
     accounts,
+    plans,
+    exemptions,
+    entitlements,
     errorReporter,
     scheduler,
     readinessChecks,

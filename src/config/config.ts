@@ -83,6 +83,11 @@ const environmentSchema = z.object({
   EXTERNAL_JWT_ISSUER: z.string().min(1).optional(),
   EXTERNAL_JWT_AUDIENCE: z.string().min(1).optional(),
 
+  USAGE_METADATA_KEYS: commaList.default(['model', 'region', 'source', 'tokens', 'pages', 'duration_ms']),
+  OWNER_ACCOUNT_IDS: commaList.default([]),
+  TEST_ACCOUNT_IDS: commaList.default([]),
+  EXEMPT_ACCOUNT_PLAN: z.string().regex(/^[A-Z][A-Z0-9_]{1,31}$/, 'must be a plan id such as ENTERPRISE').default('ENTERPRISE'),
+
   SMTP_URL: z
     .string()
     .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
@@ -180,6 +185,9 @@ export interface Config {
   };
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
   readonly alertWebhookUrl: string | undefined;
+  readonly usage: { readonly metadataKeys: readonly string[] };
+  /** Owner and test accounts: never charged, on their configured plan (OWN-1, OWN-2). */
+  readonly exemptions: { readonly ownerAccountIds: readonly string[]; readonly testAccountIds: readonly string[]; readonly plan: string };
   readonly stripe: {
     readonly mode: StripeMode;
     readonly secretKey: string | undefined;
@@ -322,6 +330,8 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     },
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM, outboxDir: path.join(dataDir, 'outbox') },
     alertWebhookUrl: raw.ALERT_WEBHOOK_URL,
+    usage: { metadataKeys: raw.USAGE_METADATA_KEYS },
+    exemptions: { ownerAccountIds: raw.OWNER_ACCOUNT_IDS, testAccountIds: raw.TEST_ACCOUNT_IDS, plan: raw.EXEMPT_ACCOUNT_PLAN },
     stripe: {
       mode: raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox'),
       secretKey: raw.STRIPE_SECRET_KEY,

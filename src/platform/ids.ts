@@ -13,6 +13,7 @@ export const ID_PREFIX = {
   refreshToken: 'rt',
   reset: 'pwr',
   audit: 'aud',
+  lease: 'lse',
   instance: 'inst',
 } as const;
 
