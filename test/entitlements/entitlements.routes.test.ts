@@ -65,3 +65,48 @@ describe('POST /api/entitlements/check and /api/leases over HTTP', () => {
     expect(response.statusCode).toBe(401);
   });
 });
+
+describe('plans that accounts carry (TIER-2, OWN-2)', () => {
+  it('treats an account on an unknown plan as FREE, and an exempt account as its configured plan, marked exempt', async () => {
+    const { asSystem } = await import('../../src/platform/database/access.js');
+    const testApp = await createTestApp({ env: { RATE_LIMITS: JSON.stringify({ 'admin.ip': { limit: 1_000, windowSeconds: 3600 } }) } });
+    try {
+      const admin = { authorization: `Bearer ${testApp.config.secrets.adminApiToken}` };
+      const created = await testApp.app.inject({ method: 'POST', url: '/api/admin/accounts', headers: admin, payload: { name: 'legacy' } });
+      const accountId = created.json().account.id as string;
+      const issued = await testApp.app.inject({ method: 'POST', url: `/api/admin/accounts/${accountId}/keys`, headers: admin, payload: {} });
+      const key = { 'x-api-key': issued.json().secret as string };
+      await asSystem(testApp.deps.database, (tx) => tx.query(`UPDATE accounts SET plan = 'LEGACY_GOLD' WHERE id = $1`, [accountId]));
+      const check = await testApp.app.inject({ method: 'POST', url: '/api/entitlements/check', headers: key, payload: { feature: 'api_calls_per_day' } });
+      expect(check.json()).toMatchObject({ allowed: true, limit: 100 });
+    } finally {
+      await testApp.close();
+    }
+  });
+
+  it('gives owner and test accounts their configured plan without payment, marked exempt in /api/account', async () => {
+    const { asSystem } = await import('../../src/platform/database/access.js');
+    const { insertAccount } = await import('../../src/modules/accounts/accounts.repository.js');
+    const exemptId = 'acct_exempt_for_tests';
+    const testApp = await createTestApp({
+      env: { TEST_ACCOUNT_IDS: exemptId, EXEMPT_ACCOUNT_PLAN: 'PRO', RATE_LIMITS: JSON.stringify({ 'admin.ip': { limit: 1_000, windowSeconds: 3600 } }) },
+    });
+    try {
+      const admin = { authorization: `Bearer ${testApp.config.secrets.adminApiToken}` };
+      await asSystem(testApp.deps.database, (tx) => insertAccount(tx, { id: exemptId, name: 'exempt', plan: 'FREE', at: testApp.deps.clock.now() }));
+      const plainAccount = await testApp.app.inject({ method: 'POST', url: '/api/admin/accounts', headers: admin, payload: { name: 'plain' } });
+      const keyOf = async (accountId: string) =>
+        ({ 'x-api-key': (await testApp.app.inject({ method: 'POST', url: `/api/admin/accounts/${accountId}/keys`, headers: admin, payload: {} })).json().secret as string });
+      const exemptKey = await keyOf(exemptId);
+      const account = await testApp.app.inject({ method: 'GET', url: '/api/account', headers: exemptKey });
+      expect(account.json().account).toMatchObject({ id: exemptId, plan: 'PRO', exempt: true, exemptKind: 'test' });
+      const check = await testApp.app.inject({ method: 'POST', url: '/api/entitlements/check', headers: exemptKey, payload: { feature: 'api_calls_per_day' } });
+      expect(check.json()).toMatchObject({ limit: 10_000 });
+      const plainId = plainAccount.json().account.id as string;
+      const plain = await testApp.app.inject({ method: 'GET', url: '/api/account', headers: await keyOf(plainId) });
+      expect(plain.json().account).toEqual({ id: plainId, plan: 'FREE', status: 'active' });
+    } finally {
+      await testApp.close();
+    }
+  });
+});
