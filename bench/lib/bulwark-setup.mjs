@@ -13,13 +13,13 @@ function errorCodeOf(body) {
   }
 }
 
-/** POSTs JSON as the operator; resolves the parsed answer, or throws unless it has `status`. */
-async function adminPost(server, adminToken, path, payload, status) {
+/** Sends JSON as the operator (POST by default); resolves the parsed answer, or throws unless it has `status`. */
+async function adminPost(server, adminToken, path, payload, status, method = 'POST') {
   const body = JSON.stringify(payload);
   const response = await httpRequest({
     host: server.host,
     port: server.port,
-    method: 'POST',
+    method,
     path,
     headers: {
       host: '127.0.0.1',
@@ -32,12 +32,12 @@ async function adminPost(server, adminToken, path, payload, status) {
   });
   if (response.status !== status) {
     const hint = response.status === 429 ? ' (operator routes allow 10 requests an hour per IP by default)' : '';
-    throw new Error(`setup: POST ${path} answered ${response.status} (${errorCodeOf(response.body)}), expected ${status}${hint}`);
+    throw new Error(`setup: ${method} ${path} answered ${response.status} (${errorCodeOf(response.body)}), expected ${status}${hint}`);
   }
   try {
     return JSON.parse(response.body);
   } catch {
-    throw new Error(`setup: POST ${path} answered ${status} with a body that is not JSON`);
+    throw new Error(`setup: ${method} ${path} answered ${status} with a body that is not JSON`);
   }
 }
 
@@ -59,4 +59,17 @@ export async function createAccountWithApiKey(server, adminToken) {
     throw new Error(`setup: POST /api/admin/accounts/${account.id}/keys did not answer {key: {id, ...}, secret: "cust_${account.id}_..."}`);
   }
   return { accountId: account.id, keyId: issued.key.id, apiKey };
+}
+
+/**
+ * Moves an account to another plan as an operator would: PATCH /api/admin/accounts/:id
+ * `{plan}` (one operator request). Resolves the account as answered.
+ */
+export async function setAccountPlan(server, adminToken, accountId, plan) {
+  const path = `/api/admin/accounts/${encodeURIComponent(accountId)}`;
+  const updated = await adminPost(server, adminToken, path, { plan }, 200, 'PATCH');
+  if (updated?.account?.id !== accountId || updated.account.plan !== plan) {
+    throw new Error(`setup: PATCH ${path} did not answer {account: {id: "${accountId}", plan: "${plan}", ...}}`);
+  }
+  return updated.account;
 }

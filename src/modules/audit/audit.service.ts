@@ -193,9 +193,9 @@ export interface EntryRow {
 
 const ENTRY_COLUMNS = 'seq, id, at, event, actor_type, actor_id, subject_type, subject_id, account_id, ip, metadata, personal';
 
-function toEntry(row: EntryRow): StoredAuditEntry {
+/** The row's identifying fields in the entry's (and the hash's) shape: one mapping for reading and verifying. */
+export function entryFieldsOf(row: EntryRow) {
   return {
-    seq: row.seq,
     id: row.id,
     at: new Date(row.at).toISOString(),
     event: row.event,
@@ -204,9 +204,11 @@ function toEntry(row: EntryRow): StoredAuditEntry {
     subjectType: row.subject_type,
     subjectId: row.subject_id,
     accountId: row.account_id,
-    ip: row.ip,
-    metadata: { ...row.metadata, ...row.personal },
   };
+}
+
+function toEntry(row: EntryRow): StoredAuditEntry {
+  return { seq: row.seq, ...entryFieldsOf(row), ip: row.ip, metadata: { ...row.metadata, ...row.personal } };
 }
 
 export interface AuditPage {

@@ -1,7 +1,7 @@
 import { asSystem } from '../../platform/database/access.js';
 import type { Database } from '../../platform/database/database.js';
 import { entryHash, GENESIS_HASH, personalDigest } from './audit.hash.js';
-import type { EntryRow } from './audit.service.js';
+import { entryFieldsOf, type EntryRow } from './audit.service.js';
 
 /** Why verification stopped, for operators (the API answers only `brokenAt`). */
 export type ChainBreak =
@@ -43,14 +43,7 @@ export function checkEntry(row: ChainRow, expectedPrevHash: string): ChainBreak 
     return 'personal_data_mismatch';
   }
   const recomputed = entryHash(row.prev_hash, {
-    id: row.id,
-    at: new Date(row.at).toISOString(),
-    event: row.event,
-    actorType: row.actor_type,
-    actorId: row.actor_id,
-    subjectType: row.subject_type,
-    subjectId: row.subject_id,
-    accountId: row.account_id,
+    ...entryFieldsOf(row),
     metadata: row.metadata,
     personalDigest: row.personal_digest,
   });
