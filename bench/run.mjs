@@ -136,13 +136,15 @@ async function checkAnswers(scenario, fixtures) {
     const spec = scenario[role];
     const request = resolveRequest(spec, fixtures);
     const server = state.servers.get(spec.system);
+    // A body function builds a fresh body per request (e.g. new idempotency keys): take one.
+    const body = typeof request.body === 'function' ? request.body() : request.body;
     const response = await httpRequest({
       host: server.host,
       port: server.port,
       method: request.method,
       path: request.path,
       headers: { host: '127.0.0.1', ...request.headers },
-      body: request.body,
+      body,
     });
     const problems = answerProblems(spec.expect, response, fixtures);
     if (problems.length > 0) {
@@ -151,8 +153,17 @@ async function checkAnswers(scenario, fixtures) {
   }
 }
 
-function runProblems(run, role) {
+/** The scenario's connections: its own `connections` when set, else BENCH_CONNECTIONS. */
+const connectionsOf = (scenario, settings) => scenario.connections ?? settings.connections;
+
+function runProblems(run, role, units) {
   const problems = [];
+  if (units && run.units !== units.perResponse * run.status2xx) {
+    problems.push(
+      `${run.status2xx} 2xx answers should count ${units.perResponse * run.status2xx} ${units.name}, counted ${run.units} ` +
+        `(over ${run.unitsCounted} answers)`,
+    );
+  }
   if (run.non2xx > 0) problems.push(`${run.non2xx} non-2xx responses (${JSON.stringify(run.statusCodes)})`);
   if (run.errors > 0) problems.push(`${run.errors} errors`);
   if (run.timeouts > 0) problems.push(`${run.timeouts} timeouts`);
@@ -201,9 +212,10 @@ async function measure(settings, startedAt) {
       host: server.host,
       port: server.port,
       request: requests.get(scenario.id)[role],
-      connections: settings.connections,
+      connections: connectionsOf(scenario, settings),
       durationSeconds,
       pipelining: settings.pipelining,
+      countUnits: scenario[role].units?.count,
     });
     const cpuAfter = await processCpuSeconds(server.pid);
     const cpuSeconds = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
@@ -219,7 +231,7 @@ async function measure(settings, startedAt) {
         log(`warm-up ${scenario.title} on ${label} (${settings.warmupSeconds} s, not counted)`);
         const run = await load(scenario, role, settings.warmupSeconds);
         checkpoint();
-        problems.push(...runProblems(run, `${scenario.title} warm-up ${role} ${label}`));
+        problems.push(...runProblems(run, `${scenario.title} warm-up ${role} ${label}`, scenario[role].units));
       }
     }
   }
@@ -228,6 +240,7 @@ async function measure(settings, startedAt) {
     scenario,
     referenceLabel: scenario.reference.label,
     targetLabel: scenario.target.label,
+    connections: connectionsOf(scenario, settings),
     runs: [],
   }));
   for (let round = 1; round <= settings.rounds; round += 1) {
@@ -243,9 +256,11 @@ async function measure(settings, startedAt) {
         if (role === 'reference') referenceRps = run.requestsPerSecond;
         else entry.ratioToReference = run.requestsPerSecond / referenceRps;
         result.runs.push(entry);
-        problems.push(...runProblems(run, `${scenario.title} round ${round} ${role} ${entry.label}`));
+        problems.push(...runProblems(run, `${scenario.title} round ${round} ${role} ${entry.label}`, scenario[role].units));
+        const units = scenario[role].units;
         log(
           `round ${round}/${settings.rounds} ${scenario.title} ${entry.label}: ${format.fmtInt(run.requestsPerSecond)} req/s, ` +
+            (units ? `${format.fmtInt(run.unitsPerSecond)} ${units.name}/s, ` : '') +
             `p99 ${format.fmtMs(run.latencyP99Ms)} ms, server CPU ${format.fmtMicros(run.serverCpuMicrosPerRequest)} us/request, ` +
             `non-2xx ${run.non2xx}, errors ${run.errors}, timeouts ${run.timeouts}`,
         );
@@ -259,6 +274,7 @@ async function measure(settings, startedAt) {
       requestsPerSecond: median(runs.map((run) => run.requestsPerSecond)),
       latencyP99Ms: median(runs.map((run) => run.latencyP99Ms)),
       serverCpuMicrosPerRequest: median(runs.map((run) => run.serverCpuMicrosPerRequest)),
+      unitsPerSecond: median(runs.map((run) => run.unitsPerSecond ?? Number.NaN)),
     });
     const reference = summarize(pick('reference'));
     const target = summarize(pick('target'));
