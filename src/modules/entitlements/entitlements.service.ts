@@ -55,8 +55,15 @@ export class EntitlementsService {
     const plan = await this.options.catalogue.planFor(await this.options.planIdOf(accountId));
     const feature = plan.features[input.feature];
     const now = this.options.clock.now();
+    const idempotent = input.idempotencyKey !== undefined && input.track !== undefined;
+    // The hot path needs no transaction: a counted feature is one statement (one round
+    // trip) that sets the account context itself (entitlement_count, migration 0008), and
+    // boolean or unknown features need no database at all.
+    if (!idempotent && feature?.kind !== 'concurrency') {
+      return this.answer(this.options.database, accountId, input.feature, feature, input.track, now);
+    }
     return forAccount(this.options.database, accountId, async (tx) => {
-      if (input.idempotencyKey !== undefined && input.track !== undefined) {
+      if (idempotent) {
         const replay = await this.claimIdempotencyKey(tx, accountId, input, now);
         if (replay) return replay;
         const answer = await this.answer(tx, accountId, input.feature, feature, input.track, now);
@@ -180,27 +187,17 @@ export class EntitlementsService {
     now: Date,
   ): Promise<EntitlementAnswer> {
     const base = { feature: name, kind, limit, ...(resetsAt ? { resetsAt: resetsAt.toISOString() } : {}) };
-    if (track !== undefined && (limit === null || track <= limit)) {
-      // Adds `track` only if the total stays within the limit; the row lock taken by the
-      // upsert makes concurrent callers apply one after another against the latest total.
-      const { rows } = await tx.query<{ used: number }>(
-        `INSERT INTO usage_counters AS counter (account_id, feature, period_start, used, updated_at) VALUES ($1, $2, $3, $4, $6)
-         ON CONFLICT (account_id, feature, period_start)
-         DO UPDATE SET used = counter.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
-           WHERE $5::bigint IS NULL OR counter.used + EXCLUDED.used <= $5::bigint
-         RETURNING used`,
-        [accountId, name, periodStart, track, limit, now],
-      );
-      const used = rows[0]?.used;
-      if (used !== undefined) return { ...base, allowed: true, used, remaining: remainingOf(limit, used) };
-    }
-    const { rows } = await tx.query<{ used: number }>(
-      'SELECT used FROM usage_counters WHERE account_id = $1 AND feature = $2 AND period_start = $3',
-      [accountId, name, periodStart],
+    // entitlement_count adds `track` only if the total stays within the limit; the row lock
+    // taken by its upsert makes concurrent callers apply one after another against the
+    // latest total. Without `track` it only reads.
+    const { rows } = await tx.query<{ applied: boolean; used: number }>(
+      'SELECT applied, used FROM entitlement_count($1, $2, $3, $4, $5, $6)',
+      [accountId, name, periodStart, track ?? null, limit, now],
     );
+    const applied = rows[0]?.applied ?? false;
     const used = rows[0]?.used ?? 0;
-    // A tracked check that got here did not fit; an untracked one asks whether one more unit would.
-    const allowed = track === undefined && (limit === null || used < limit);
+    // A tracked check is allowed if it was recorded; an untracked one asks whether one more unit would fit.
+    const allowed = track === undefined ? limit === null || used < limit : applied;
     return { ...base, allowed, used, remaining: remainingOf(limit, used) };
   }
 

@@ -47,3 +47,34 @@ CREATE POLICY account_isolation ON entitlement_tracks
 CREATE POLICY account_isolation ON leases
   USING (app_is_system() OR account_id = app_account_id())
   WITH CHECK (app_is_system() OR account_id = app_account_id());
+
+-- One round trip for a counted check (the hot path): sets the account context for row-level
+-- security, then either reads the counter or adds `track` only if the total stays within
+-- the limit (NULL = unlimited). Runs with the caller's rights, so RLS still applies.
+CREATE FUNCTION entitlement_count(
+  p_account text, p_feature text, p_period_start timestamptz, p_track bigint, p_limit bigint, p_now timestamptz
+) RETURNS TABLE (applied boolean, used bigint)
+  LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_used bigint;
+BEGIN
+  PERFORM set_config('app.account_id', p_account, true);
+  IF p_track IS NOT NULL AND (p_limit IS NULL OR p_track <= p_limit) THEN
+    INSERT INTO usage_counters AS counter (account_id, feature, period_start, used, updated_at)
+      VALUES (p_account, p_feature, p_period_start, p_track, p_now)
+    ON CONFLICT (account_id, feature, period_start)
+      DO UPDATE SET used = counter.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
+      WHERE p_limit IS NULL OR counter.used + EXCLUDED.used <= p_limit
+    RETURNING counter.used INTO v_used;
+    IF v_used IS NOT NULL THEN
+      RETURN QUERY SELECT true, v_used;
+      RETURN;
+    END IF;
+  END IF;
+  SELECT c.used INTO v_used FROM usage_counters c
+   WHERE c.account_id = p_account AND c.feature = p_feature AND c.period_start = p_period_start;
+  RETURN QUERY SELECT false, coalesce(v_used, 0);
+END
+$$;
+GRANT EXECUTE ON FUNCTION entitlement_count(text, text, timestamptz, bigint, bigint, timestamptz) TO bulwark_app;
