@@ -1,0 +1,498 @@
+import { createHash } from 'node:crypto';
+import { AppError, validationError } from '../../errors/app-error.js';
+import type { Clock } from '../../platform/clock.js';
+import { forAccount } from '../../platform/database/access.js';
+import { sqlStateOf, SqlState, type Database, type Queryable } from '../../platform/database/database.js';
+import { newId } from '../../platform/ids.js';
+import { recordAudit } from '../audit/audit.service.js';
+import type { JobPricingPort } from '../plans/plan-features.js';
+import { allocate, spendingOrder, type Allocation } from './allocation.js';
+import { InsufficientCreditsError } from './credits.errors.js';
+
+/**
+ * Prepaid credits (CRD-1..9). Every amount is a whole number of credits (CRD-5): the
+ * smallest unit, a bigint in the database, a safe integer here, a JSON integer at the edge.
+ *
+ * Concurrency: a reserve locks the account's usable grants (SELECT ... FOR UPDATE, in id
+ * order, so two transactions always lock in the same order and cannot deadlock), then
+ * decrements them; the CHECK (remaining >= 0) makes an overdraft impossible even for a
+ * bug. Confirm and release lock the reservation row (by id AND account, CRD-3) and read
+ * every amount from the database, never from the caller.
+ */
+
+/** The most credits one grant or one reservation may move (API.md: "up to 1,000,000"). */
+export const MAX_CREDITS_PER_OPERATION = 1_000_000;
+/** CRD-6: a held reservation not confirmed within this time is released by the sweeper. */
+export const RESERVATION_TTL_MS = 15 * 60 * 1000;
+
+export const GRANT_SOURCES = ['purchase', 'signup_bonus', 'admin', 'promotion', 'refund_reversal'] as const;
+export type GrantSource = (typeof GRANT_SOURCES)[number];
+export type ReservationStatus = 'held' | 'confirmed' | 'released';
+export type LedgerKind = 'grant' | 'hold' | 'spend' | 'release' | 'expiry' | 'refund_reversal';
+
+export interface GrantInput {
+  readonly amount: number;
+  readonly source: GrantSource;
+  readonly expiresAt?: Date | null;
+  readonly reference?: string | null;
+}
+
+export interface Actor {
+  readonly actorType: string;
+  readonly actorId: string | null;
+  readonly ip?: string | null;
+}
+
+export interface GrantView {
+  readonly id: string;
+  readonly source: GrantSource;
+  readonly amount: number;
+  readonly remaining: number;
+  readonly expiresAt: string | null;
+}
+
+export interface ReserveInput {
+  readonly jobId: string;
+  readonly jobType: string;
+  readonly units?: number;
+  readonly amount?: number;
+  readonly idempotencyKey: string;
+}
+
+export interface ReservationView {
+  readonly id: string;
+  readonly jobId: string;
+  readonly jobType: string;
+  readonly amount: number;
+  readonly status: ReservationStatus;
+  readonly expiresAt: string;
+}
+
+export interface ReserveResult {
+  readonly reservation: ReservationView;
+  /** True when the idempotency key had already reserved: nothing more was held. */
+  readonly replayed: boolean;
+}
+
+export interface Balance {
+  /** Spendable now: remaining of the grants that have not expired. */
+  readonly balance: number;
+  /** Reserved and not yet confirmed or released. */
+  readonly held: number;
+  /** The grants with credits left that have not expired, in spending order. */
+  readonly grants: GrantView[];
+}
+
+export interface LedgerEntry {
+  readonly id: string;
+  readonly kind: LedgerKind;
+  readonly amount: number;
+  readonly grantId: string | null;
+  readonly reservationId: string | null;
+  readonly createdAt: string;
+}
+
+export interface LedgerPage {
+  readonly items: LedgerEntry[];
+  readonly nextCursor: string | null;
+}
+
+export interface CreditsServiceOptions {
+  readonly database: Database;
+  readonly clock: Clock;
+  /** The server-side job price list (deps.plans: PlanCatalogue implements it). */
+  readonly pricing: JobPricingPort;
+}
+
+interface GrantRow {
+  id: string;
+  source: GrantSource;
+  amount: number;
+  remaining: number;
+  expires_at: Date | null;
+  created_at: Date;
+}
+
+interface ReservationRow {
+  id: string;
+  job_id: string;
+  job_type: string;
+  amount: number;
+  status: ReservationStatus;
+  request_hash: string;
+  expires_at: Date;
+}
+
+const LEDGER_CURSOR = /^[1-9][0-9]{0,15}$/;
+const JOB_TYPE = /^[a-z][a-z0-9_.-]{0,63}$/;
+/** Printable text: no control characters (Cc) and no unpaired surrogates (Cs). */
+const PRINTABLE = /^[^\p{Cc}\p{Cs}]+$/u;
+
+export function clampLedgerLimit(limit: number | undefined, fallback = 50): number {
+  const value = limit === undefined || !Number.isFinite(limit) ? fallback : Math.trunc(limit);
+  return Math.max(1, Math.min(value, 100));
+}
+
+function isWholeCredits(value: unknown, max = MAX_CREDITS_PER_OPERATION): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= max;
+}
+
+function requireText(value: unknown, field: string, maxLength: number, pattern: RegExp = PRINTABLE): string {
+  if (typeof value !== 'string' || value.length < 1 || value.length > maxLength || !pattern.test(value)) {
+    throw validationError([{ field, message: `must be a string of 1 to ${maxLength} printable characters` }]);
+  }
+  return value;
+}
+
+function grantView(row: GrantRow): GrantView {
+  return { id: row.id, source: row.source, amount: row.amount, remaining: row.remaining, expiresAt: row.expires_at?.toISOString() ?? null };
+}
+
+function reservationView(row: ReservationRow): ReservationView {
+  return { id: row.id, jobId: row.job_id, jobType: row.job_type, amount: row.amount, status: row.status, expiresAt: row.expires_at.toISOString() };
+}
+
+/** The request a reservation's idempotency key stands for: everything but the key. */
+export function reserveRequestHash(input: { jobId: string; jobType: string; units?: number | undefined; amount?: number | undefined }): string {
+  const canonical = JSON.stringify([input.jobId, input.jobType, input.units ?? null, input.amount ?? null]);
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}
+
+async function writeLedger(
+  tx: Queryable,
+  accountId: string,
+  kind: LedgerKind,
+  entries: readonly { grantId: string; amount: number }[],
+  reservationId: string | null,
+  at: Date,
+): Promise<void> {
+  if (entries.length === 0) return;
+  await tx.query(
+    `INSERT INTO credit_ledger (account_id, kind, amount, grant_id, reservation_id, created_at)
+     SELECT $1, $2, e.amount, e.grant_id, $5, $6 FROM unnest($3::text[], $4::bigint[]) AS e(grant_id, amount)`,
+    [accountId, kind, entries.map((entry) => entry.grantId), entries.map((entry) => entry.amount), reservationId, at],
+  );
+}
+
+export class CreditsService {
+  constructor(private readonly options: CreditsServiceOptions) {}
+
+  /**
+   * Adds a grant (CRD-1): ledger 'grant' and audit 'credits.granted' in the same
+   * transaction. An unknown account is 404.
+   */
+  async grant(accountId: string, input: GrantInput, actor: Actor = { actorType: 'system', actorId: null }): Promise<GrantView> {
+    const now = this.options.clock.now();
+    if (!isWholeCredits(input.amount)) {
+      throw validationError([{ field: 'amount', message: `must be a whole number of credits from 1 to ${MAX_CREDITS_PER_OPERATION}` }]);
+    }
+    if (!(GRANT_SOURCES as readonly string[]).includes(input.source)) {
+      throw validationError([{ field: 'source', message: `must be one of ${GRANT_SOURCES.join(', ')}` }]);
+    }
+    const expiresAt = input.expiresAt ?? null;
+    if (expiresAt !== null && (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= now.getTime())) {
+      throw validationError([{ field: 'expiresAt', message: 'must be in the future' }]);
+    }
+    const reference = input.reference ?? null;
+    if (reference !== null) requireText(reference, 'reference', 256);
+    try {
+      return await forAccount(this.options.database, accountId, async (tx) => {
+        const row = await this.insertGrant(tx, accountId, input.source, input.amount, expiresAt, reference, now, false);
+        if (!row) throw new Error('grant insert returned no row');
+        await recordAudit(
+          tx,
+          {
+            event: 'credits.granted',
+            actorType: actor.actorType,
+            actorId: actor.actorId,
+            subjectType: 'credit_grant',
+            subjectId: row.id,
+            accountId,
+            ip: actor.ip ?? null,
+            metadata: { amount: row.amount, source: row.source, expiresAt: row.expires_at?.toISOString() ?? null, reference },
+          },
+          this.options.clock,
+        );
+        return grantView(row);
+      });
+    } catch (error) {
+      if (sqlStateOf(error) === SqlState.foreignKeyViolation) throw new AppError('NOT_FOUND', 'Not found');
+      throw error;
+    }
+  }
+
+  /**
+   * CRD-7: the signup bonus, at most once per account (the partial unique index; a second
+   * or concurrent call inserts nothing). `amount` 0 (SIGNUP_BONUS_CREDITS=0) turns it off.
+   * Resolves to the new grant, or null when nothing was granted.
+   */
+  async signupBonus(accountId: string, amount: number): Promise<GrantView | null> {
+    if (amount === 0) return null;
+    return forAccount(this.options.database, accountId, (tx) => this.signupBonusIn(tx, accountId, amount));
+  }
+
+  /**
+   * The signup bonus inside the caller's open transaction (say, the sign-up's own), which
+   * must act for this account (forAccount) or as a system context. Idempotent like signupBonus.
+   */
+  async signupBonusIn(tx: Queryable, accountId: string, amount: number): Promise<GrantView | null> {
+    if (amount === 0) return null;
+    if (!isWholeCredits(amount)) throw new RangeError(`signup bonus must be 0 to ${MAX_CREDITS_PER_OPERATION} credits; got ${String(amount)}`);
+    const now = this.options.clock.now();
+    const row = await this.insertGrant(tx, accountId, 'signup_bonus', amount, null, null, now, true);
+    if (!row) return null;
+    await recordAudit(
+      tx,
+      {
+        event: 'credits.granted',
+        actorType: 'system',
+        actorId: null,
+        subjectType: 'credit_grant',
+        subjectId: row.id,
+        accountId,
+        metadata: { amount, source: 'signup_bonus', expiresAt: null, reference: null },
+      },
+      this.options.clock,
+    );
+    return grantView(row);
+  }
+
+  /**
+   * Holds credits for a job (CRD-2, CRD-4, CRD-8). A priced job type costs
+   * units x credits per unit and takes `units` (integer >= 1) and no `amount`; an unpriced
+   * one takes an explicit `amount` and no `units`. One transaction: the idempotency key is
+   * claimed first (the reservation row itself), then the grants are locked, allocated and
+   * decremented. On 402 everything rolls back, the key too, so a retry after a top-up works.
+   */
+  async reserve(accountId: string, input: ReserveInput): Promise<ReserveResult> {
+    const jobId = requireText(input.jobId, 'jobId', 128);
+    const jobType = requireText(input.jobType, 'jobType', 64, JOB_TYPE);
+    const idempotencyKey = requireText(input.idempotencyKey, 'idempotencyKey', 128);
+    const cost = await this.costOf(jobType, input.units, input.amount);
+    const hash = reserveRequestHash({ jobId, jobType, units: input.units, amount: input.amount });
+    const now = this.options.clock.now();
+    const expiresAt = new Date(now.getTime() + RESERVATION_TTL_MS);
+
+    return forAccount(this.options.database, accountId, async (tx) => {
+      const id = newId('reservation');
+      // A concurrent reserve with the same key waits here for the first to commit or roll back.
+      const claimed = await tx.query(
+        `INSERT INTO credit_reservations (id, account_id, job_id, job_type, amount, status, idempotency_key, request_hash, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9)
+         ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
+        [id, accountId, jobId, jobType, cost, idempotencyKey, hash, now, expiresAt],
+      );
+      if (claimed.rowCount === 0) {
+        const { rows } = await tx.query<ReservationRow>(
+          `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
+           WHERE account_id = $1 AND idempotency_key = $2`,
+          [accountId, idempotencyKey],
+        );
+        const previous = rows[0];
+        if (!previous || previous.request_hash !== hash) {
+          throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
+        }
+        return { reservation: reservationView(previous), replayed: true };
+      }
+
+      const { rows: grants } = await tx.query<GrantRow>(
+        `SELECT id, source, amount, remaining, expires_at, created_at FROM credit_grants
+         WHERE account_id = $1 AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)
+         ORDER BY id FOR UPDATE`,
+        [accountId, now],
+      );
+      const result = allocate(
+        grants.map((grant) => ({ id: grant.id, remaining: grant.remaining, expiresAt: grant.expires_at, createdAt: grant.created_at })),
+        cost,
+        now,
+      );
+      if ('insufficient' in result) throw new InsufficientCreditsError();
+      await this.hold(tx, accountId, id, result.allocations, now);
+      return {
+        reservation: { id, jobId, jobType, amount: cost, status: 'held', expiresAt: expiresAt.toISOString() },
+        replayed: false,
+      };
+    });
+  }
+
+  /** Turns a hold into spend (CRD-2). Confirming again answers the same; a released reservation is 409. */
+  async confirm(accountId: string, reservationId: string): Promise<ReservationView> {
+    return this.settle(accountId, reservationId, 'confirmed');
+  }
+
+  /** Returns a hold to the grants it came from (CRD-2). Releasing again answers the same; a confirmed reservation is 409. */
+  async release(accountId: string, reservationId: string): Promise<ReservationView> {
+    return this.settle(accountId, reservationId, 'released');
+  }
+
+  /** GET /api/credits: one consistent snapshot of the balance, what is held and the usable grants. */
+  async balance(accountId: string): Promise<Balance> {
+    const now = this.options.clock.now();
+    return forAccount(
+      this.options.database,
+      accountId,
+      async (tx) => {
+        const { rows } = await tx.query<GrantRow>(
+          `SELECT id, source, amount, remaining, expires_at, created_at FROM credit_grants
+           WHERE account_id = $1 AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)`,
+          [accountId, now],
+        );
+        const { rows: heldRows } = await tx.query<{ held: number }>(
+          `SELECT coalesce(sum(amount), 0)::bigint AS held FROM credit_reservations WHERE account_id = $1 AND status = 'held'`,
+          [accountId],
+        );
+        const ordered = [...rows].sort((a, b) =>
+          spendingOrder({ id: a.id, remaining: a.remaining, expiresAt: a.expires_at, createdAt: a.created_at }, {
+            id: b.id,
+            remaining: b.remaining,
+            expiresAt: b.expires_at,
+            createdAt: b.created_at,
+          }),
+        );
+        const balance = ordered.reduce((sum, grant) => sum + grant.remaining, 0);
+        if (!Number.isSafeInteger(balance)) throw new RangeError('balance exceeds the safe integer range');
+        return { balance, held: heldRows[0]?.held ?? 0, grants: ordered.map(grantView) };
+      },
+      { isolation: 'repeatable read' },
+    );
+  }
+
+  /** GET /api/credits/ledger: every movement, newest first; `limit` clamped to 1..100. */
+  async ledger(accountId: string, query: { readonly limit?: number; readonly cursor?: string }): Promise<LedgerPage> {
+    const limit = clampLedgerLimit(query.limit);
+    if (query.cursor !== undefined && !LEDGER_CURSOR.test(query.cursor)) {
+      throw validationError([{ field: 'query.cursor', message: 'is not a valid cursor' }]);
+    }
+    const before = query.cursor ?? null;
+    const { rows } = await forAccount(this.options.database, accountId, (tx) =>
+      tx.query<{ id: string; kind: LedgerKind; amount: number; grant_id: string | null; reservation_id: string | null; created_at: Date }>(
+        `SELECT id::text AS id, kind, amount, grant_id, reservation_id, created_at FROM credit_ledger
+         WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
+         ORDER BY id DESC LIMIT $3`,
+        [accountId, before, limit + 1],
+      ),
+    );
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((row) => ({
+        id: row.id,
+        kind: row.kind,
+        amount: row.amount,
+        grantId: row.grant_id,
+        reservationId: row.reservation_id,
+        createdAt: row.created_at.toISOString(),
+      })),
+      nextCursor: rows.length > limit && last ? last.id : null,
+    };
+  }
+
+  private async costOf(jobType: string, units: unknown, amount: unknown): Promise<number> {
+    const price = await this.options.pricing.jobPrice(jobType);
+    if (price) {
+      if (amount !== undefined) {
+        throw validationError([{ field: 'amount', message: `must not be given for job type ${jobType}: its cost comes from the price list (send units)` }]);
+      }
+      if (!isWholeCredits(units)) {
+        throw validationError([{ field: 'units', message: `must be a whole number from 1 to ${MAX_CREDITS_PER_OPERATION} (${price.unit} count)` }]);
+      }
+      const cost = units * price.creditsPerUnit;
+      if (!isWholeCredits(cost)) {
+        throw validationError([{ field: 'units', message: `would cost more than ${MAX_CREDITS_PER_OPERATION} credits` }]);
+      }
+      return cost;
+    }
+    if (units !== undefined) {
+      throw validationError([{ field: 'units', message: `job type ${jobType} has no price: send amount instead` }]);
+    }
+    if (!isWholeCredits(amount)) {
+      throw validationError([{ field: 'amount', message: `must be a whole number of credits from 1 to ${MAX_CREDITS_PER_OPERATION}` }]);
+    }
+    return amount;
+  }
+
+  private async insertGrant(
+    tx: Queryable,
+    accountId: string,
+    source: GrantSource,
+    amount: number,
+    expiresAt: Date | null,
+    reference: string | null,
+    now: Date,
+    signupBonus: boolean,
+  ): Promise<GrantRow | undefined> {
+    const { rows } = await tx.query<GrantRow>(
+      `INSERT INTO credit_grants (id, account_id, source, amount, remaining, expires_at, reference, created_at)
+       VALUES ($1, $2, $3, $4, $4, $5, $6, $7)
+       ${signupBonus ? `ON CONFLICT (account_id) WHERE source = 'signup_bonus' DO NOTHING` : ''}
+       RETURNING id, source, amount, remaining, expires_at, created_at`,
+      [newId('grant'), accountId, source, amount, expiresAt, reference, now],
+    );
+    const row = rows[0];
+    if (row) await writeLedger(tx, accountId, 'grant', [{ grantId: row.id, amount }], null, now);
+    return row;
+  }
+
+  private async hold(tx: Queryable, accountId: string, reservationId: string, allocations: readonly Allocation[], now: Date): Promise<void> {
+    const grantIds = allocations.map((allocation) => allocation.grantId);
+    const amounts = allocations.map((allocation) => allocation.amount);
+    const updated = await tx.query(
+      `UPDATE credit_grants AS g SET remaining = g.remaining - a.amount
+       FROM unnest($1::text[], $2::bigint[]) AS a(id, amount)
+       WHERE g.id = a.id AND g.account_id = $3`,
+      [grantIds, amounts, accountId],
+    );
+    if (updated.rowCount !== allocations.length) throw new Error('a locked grant could not be decremented');
+    await tx.query(
+      `INSERT INTO credit_reservation_allocations (reservation_id, grant_id, account_id, amount)
+       SELECT $1, a.id, $3, a.amount FROM unnest($2::text[], $4::bigint[]) AS a(id, amount)`,
+      [reservationId, grantIds, accountId, amounts],
+    );
+    await writeLedger(tx, accountId, 'hold', allocations.map((a) => ({ grantId: a.grantId, amount: -a.amount })), reservationId, now);
+  }
+
+  /**
+   * Confirm or release, under the reservation's row lock (CRD-2, CRD-3): the reservation is
+   * found by id AND account, so a foreign or unknown one is 404 and nothing changes.
+   *
+   * A release returns each allocation to the grant it came from, even when that grant has
+   * expired in the meantime: the credits are then not spendable (balance counts only
+   * unexpired grants) and the expiry write-off takes them later, so the ledger still adds up.
+   * A held reservation past its expiresAt can still be confirmed until the sweeper releases it.
+   */
+  private async settle(accountId: string, reservationId: string, target: 'confirmed' | 'released'): Promise<ReservationView> {
+    const now = this.options.clock.now();
+    return forAccount(this.options.database, accountId, async (tx) => {
+      const { rows } = await tx.query<ReservationRow>(
+        `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
+         WHERE id = $1 AND account_id = $2 FOR UPDATE`,
+        [reservationId, accountId],
+      );
+      const reservation = rows[0];
+      if (!reservation) throw new AppError('NOT_FOUND', 'Not found');
+      if (reservation.status === target) return reservationView(reservation);
+      if (reservation.status !== 'held') {
+        throw new AppError('CONFLICT', target === 'confirmed' ? 'The reservation was released' : 'The reservation was confirmed');
+      }
+      const { rows: allocations } = await tx.query<{ grant_id: string; amount: number }>(
+        'SELECT grant_id, amount FROM credit_reservation_allocations WHERE reservation_id = $1 AND account_id = $2 ORDER BY grant_id',
+        [reservationId, accountId],
+      );
+      if (target === 'released') {
+        // Same lock order as reserve (grant id), so a release and a reserve cannot deadlock.
+        await tx.query('SELECT id FROM credit_grants WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [allocations.map((a) => a.grant_id)]);
+        await tx.query(
+          `UPDATE credit_grants AS g SET remaining = g.remaining + a.amount
+           FROM unnest($1::text[], $2::bigint[]) AS a(id, amount)
+           WHERE g.id = a.id AND g.account_id = $3`,
+          [allocations.map((a) => a.grant_id), allocations.map((a) => a.amount), accountId],
+        );
+      }
+      const kind = target === 'confirmed' ? 'spend' : 'release';
+      const sign = target === 'confirmed' ? -1 : 1;
+      await writeLedger(tx, accountId, kind, allocations.map((a) => ({ grantId: a.grant_id, amount: sign * a.amount })), reservationId, now);
+      await tx.query('UPDATE credit_reservations SET status = $2, settled_at = $3 WHERE id = $1', [reservationId, target, now]);
+      return reservationView({ ...reservation, status: target });
+    });
+  }
+}
