@@ -17,6 +17,7 @@ import { planRoutes } from './modules/plans/plans.routes.js';
 import { effectivePlanId } from './modules/plans/exemptions.js';
 import { entitlementRoutes } from './modules/entitlements/entitlements.routes.js';
 import { usageRoutes } from './modules/usage/usage.routes.js';
+import { creditRoutes } from './modules/credits/credits.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
@@ -131,6 +132,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     userPolicy: 'entitlements.user',
   });
   await app.register(entitlementRoutes, { entitlements: deps.entitlements, rateLimit: machineLimit });
+  await app.register(creditRoutes, { service: deps.credits, rateLimit: machineLimit });
   await app.register(usageRoutes, {
     service: new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys }),
     limiter: deps.rateLimiting.limiter,

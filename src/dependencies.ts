@@ -26,6 +26,7 @@ import { seedCatalogue } from './modules/plans/seed.js';
 import { effectivePlanId, Exemptions } from './modules/plans/exemptions.js';
 import { EntitlementsService } from './modules/entitlements/entitlements.service.js';
 import { usageRetentionJob } from './modules/usage/usage-retention.job.js';
+import { CreditsService } from './modules/credits/credits.service.js';
 import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
@@ -60,6 +61,7 @@ export interface Dependencies {
   readonly plans: PlanCatalogue;
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
+  readonly credits: CreditsService;
 }
 
 export interface DependencyOverrides {
@@ -152,7 +154,10 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const securityEvents = new SecurityEvents(database, clock, logger.child({ component: 'audit' }));
   rateLimiting.limiter.setOnLimited((event) => securityEvents.rateLimited(event));
   rateLimiting.loginLockout.setOnLocked((event) => securityEvents.loginLocked(event));
+  const credits = new CreditsService({ database, clock, pricing: plans });
   const auth = new AuthService({
+    credits,
+    signupBonusCredits: config.credits.signupBonusCredits,
     loginLockout: rateLimiting.loginLockout,
     authFailures,
     database,
@@ -210,6 +215,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     plans,
     exemptions,
     entitlements,
+    credits,
     errorReporter,
     scheduler,
     readinessChecks,

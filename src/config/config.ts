@@ -83,6 +83,7 @@ const environmentSchema = z.object({
   EXTERNAL_JWT_ISSUER: z.string().min(1).optional(),
   EXTERNAL_JWT_AUDIENCE: z.string().min(1).optional(),
 
+  SIGNUP_BONUS_CREDITS: integer(0, 1_000_000).default(10),
   USAGE_METADATA_KEYS: commaList.default(['model', 'region', 'source', 'tokens', 'pages', 'duration_ms']),
   OWNER_ACCOUNT_IDS: commaList.default([]),
   TEST_ACCOUNT_IDS: commaList.default([]),
@@ -186,6 +187,8 @@ export interface Config {
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
   readonly alertWebhookUrl: string | undefined;
   readonly usage: { readonly metadataKeys: readonly string[] };
+  /** Credits granted once at sign-up (CRD-7); 0 turns the bonus off. */
+  readonly credits: { readonly signupBonusCredits: number };
   /** Owner and test accounts: never charged, on their configured plan (OWN-1, OWN-2). */
   readonly exemptions: { readonly ownerAccountIds: readonly string[]; readonly testAccountIds: readonly string[]; readonly plan: string };
   readonly stripe: {
@@ -331,6 +334,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM, outboxDir: path.join(dataDir, 'outbox') },
     alertWebhookUrl: raw.ALERT_WEBHOOK_URL,
     usage: { metadataKeys: raw.USAGE_METADATA_KEYS },
+    credits: { signupBonusCredits: raw.SIGNUP_BONUS_CREDITS },
     exemptions: { ownerAccountIds: raw.OWNER_ACCOUNT_IDS, testAccountIds: raw.TEST_ACCOUNT_IDS, plan: raw.EXEMPT_ACCOUNT_PLAN },
     stripe: {
       mode: raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox'),

@@ -18,6 +18,7 @@ import {
 import type { AccessTokens } from './access-tokens.js';
 import { LoginLockout, loginLockedError } from '../../platform/rate-limit/lockout.js';
 import { recordAudit } from '../audit/audit.service.js';
+import type { CreditsService } from '../credits/credits.service.js';
 import { hashPassword, passwordProblem, verifyAgainstDummy, verifyPassword } from './passwords.js';
 import {
   insertPasswordReset,
@@ -65,6 +66,9 @@ export interface AuthServiceOptions {
   readonly mailer: Mailer;
   /** Locks an email after repeated failures, with growing delays, known email or not. */
   readonly loginLockout: LoginLockout;
+  /** Grants the sign-up bonus (CRD-7) in the sign-up transaction. */
+  readonly credits?: CreditsService;
+  readonly signupBonusCredits?: number;
   /** Watches failed logins for bursts per source or account (AUD-3 alerts). */
   readonly authFailures?: { recordAuthFailure(failure: { ip: string | null; accountId: string | null }): void };
   readonly logger: Logger;
@@ -104,6 +108,9 @@ export class AuthService {
           at: now,
         });
         const session = await this.startSession(tx, user, now);
+        if (this.options.credits && (this.options.signupBonusCredits ?? 0) > 0) {
+          await this.options.credits.signupBonusIn(tx, accountId, this.options.signupBonusCredits ?? 0);
+        }
         // Recorded last: the audit chain's lock is held until commit.
         const actor = { actorType: 'user', actorId: user.id, accountId, ip: context.ip };
         await recordAudit(tx, { ...actor, event: 'account.created', subjectType: 'account', subjectId: accountId, metadata: { plan: 'FREE', via: 'signup' } }, this.options.clock);
