@@ -1,6 +1,6 @@
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type onRequestHookHandler, type preValidationHookHandler } from 'fastify';
 import { ABSOLUTE_BODY_LIMIT_BYTES } from './config/config.js';
 import type { Dependencies } from './dependencies.js';
 import { registerErrorHandling } from './errors/error-handler.js';
@@ -11,8 +11,8 @@ import { apiKeyRoutes } from './modules/api-keys/api-keys.routes.js';
 import { adminPrincipalGuard } from './modules/audit/admin-guard.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
-import { registerAuthentication } from './modules/auth/authenticate.js';
-import { generalRateLimit, limitFailedAuthentication, machineRateLimit, rateLimit } from './platform/rate-limit/hooks.js';
+import { authenticationHook } from './modules/auth/authenticate.js';
+import { generalRateLimit, limitFailedAuthentication, machineRateLimit, PROBE_PATHS, rateLimit } from './platform/rate-limit/hooks.js';
 import { planRoutes } from './modules/plans/plans.routes.js';
 import { effectivePlanId } from './modules/plans/exemptions.js';
 import { entitlementRoutes } from './modules/entitlements/entitlements.routes.js';
@@ -56,13 +56,16 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   await registerEdge(app, config);
   registerJsonBodyParser(app);
   app.setValidatorCompiler(createValidatorCompiler());
-  registerErrorHandling(app, deps.errorReporter);
+  // RL-5: anonymous callers share the general per-IP limit (unmatched paths included);
+  // authenticated ones are limited per user or account.
+  const generalLimit = generalRateLimit(deps.rateLimiting.limiter);
+  registerErrorHandling(app, deps.errorReporter, [generalLimit as preValidationHookHandler]);
   registerResponseObservers(app, deps.metrics);
 
   await app.register(cookie);
   const adminApiToken = config.secrets.adminApiToken;
   if (!adminApiToken) throw new Error('ADMIN_API_TOKEN must be resolved before building the app');
-  registerAuthentication(app, {
+  const authenticate = authenticationHook({
     database: deps.database,
     clock: deps.clock,
     accessTokens: deps.accessTokens,
@@ -81,11 +84,18 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
       await limitFailedAuthentication(deps.rateLimiting.limiter, request);
     },
   });
-  // RL-5: anonymous callers share the general per-IP limit; authenticated ones are limited per user or account.
-  app.addHook('onRequest', generalRateLimit(deps.rateLimiting.limiter));
   // Operator routes: 10 an hour per IP by default (RL-1).
   const adminLimit = rateLimit(deps.rateLimiting.limiter, 'admin.ip', byIp);
+  // Route-level hooks rather than global ones, so that probes and public routes pay for
+  // none of this: authentication first (routes that declare config.auth), then the
+  // general limit (every route but the probes), then the route's own hooks.
   app.addHook('onRoute', (route) => {
+    const own = route.onRequest ? [route.onRequest].flat() : [];
+    const edge = [
+      ...(route.config?.auth ? [authenticate as onRequestHookHandler] : []),
+      ...(PROBE_PATHS.includes(route.url) ? [] : [generalLimit as onRequestHookHandler]),
+    ];
+    route.onRequest = [...edge, ...own];
     const allow = route.config?.auth?.allow;
     if (allow && allow.length === 1 && allow[0] === 'admin') {
       route.preHandler = [adminLimit, ...(route.preHandler ? [route.preHandler].flat() : [])];

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import type { ErrorReporter } from '../platform/observability/error-reporter.js';
 import { fieldProblems } from '../platform/http/validation.js';
@@ -58,7 +58,12 @@ export function envelope(request: FastifyRequest, code: ErrorCode, message: stri
  * anything else is logged with its stack and answered "Internal error" with the request
  * id, so no stack, SQL or internal detail ever reaches a caller.
  */
-export function registerErrorHandling(app: FastifyInstance, reporter: ErrorReporter): void {
+export function registerErrorHandling(
+  app: FastifyInstance,
+  reporter: ErrorReporter,
+  /** Hooks for requests no route matches (the general per-IP rate limit counts them too). */
+  notFoundHooks: preValidationHookHandler[] = [],
+): void {
   app.setErrorHandler((error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
     const appError = toAppError(error);
     if (appError) {
@@ -71,7 +76,7 @@ export function registerErrorHandling(app: FastifyInstance, reporter: ErrorRepor
     return reply.status(ERROR_STATUS.INTERNAL_ERROR).send(envelope(request, 'INTERNAL_ERROR', 'Internal error'));
   });
 
-  app.setNotFoundHandler((request, reply) => {
+  app.setNotFoundHandler({ preValidation: notFoundHooks }, (request, reply) => {
     return reply.status(404).send(envelope(request, 'NOT_FOUND', `No route ${request.method} ${(request.url.split('?', 1)[0] ?? '').slice(0, 200)}`));
   });
 }

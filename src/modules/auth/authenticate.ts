@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { forAccount } from '../../platform/database/access.js';
@@ -70,14 +70,16 @@ function bearerOf(request: FastifyRequest): string | undefined {
 }
 
 /**
- * Resolves request.principal for routes that declare `config.auth`, and enforces it:
+ * The authentication hook: resolves request.principal for routes that declare
+ * `config.auth`, and enforces it:
  * which kinds of principal the route accepts, owner-only routes, CSRF on cookie-
  * authenticated unsafe requests (AUTH-4), and the account's and user's status on every
  * request, so a suspended or deleted account is refused even with a valid token (ACC-4).
- * Public routes (no `config.auth`) skip all of this.
+ * The caller attaches it (as the first route-level onRequest hook) to the routes that
+ * declare `config.auth`; public routes do not run it at all.
  */
-export function registerAuthentication(app: FastifyInstance, options: AuthenticationOptions): void {
-  app.addHook('onRequest', async (request) => {
+export function authenticationHook(options: AuthenticationOptions): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
     const auth = request.routeOptions.config.auth;
     if (!auth) return;
     let principal: Principal;
@@ -101,7 +103,7 @@ export function registerAuthentication(app: FastifyInstance, options: Authentica
     }
     options.metrics.authentications.inc({ credential: credentialOf(principal), outcome: 'ok' });
     request.principal = principal;
-  });
+  };
 }
 
 function credentialOf(principal: Principal): AuthenticationFailure['credential'] {
