@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { clampPageLimit } from '../../platform/http/pagination.js';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
@@ -84,7 +85,7 @@ export class AdminAccountsService {
   }
 
   async list(options: { limit?: number; cursor?: string }): Promise<{ items: AccountView[]; nextCursor: string | null }> {
-    const limit = Math.max(1, Math.min(options.limit ?? 50, 100));
+    const limit = clampPageLimit(options.limit);
     const rows = await asSystem(this.options.database, (tx) =>
       listAccounts(tx, { limit: limit + 1, ...(options.cursor !== undefined ? { afterId: options.cursor } : {}) }),
     );

@@ -1,4 +1,5 @@
 import { AppError } from '../../errors/app-error.js';
+import { clampPageLimit } from '../../platform/http/pagination.js';
 import type { Clock } from '../../platform/clock.js';
 import { asSystem, forAccount } from '../../platform/database/access.js';
 import type { Database, Transaction } from '../../platform/database/database.js';
@@ -69,9 +70,6 @@ export function apiKeyView(row: ApiKeyListRow): ApiKeyView {
   };
 }
 
-export function clampLimit(limit: number | undefined, fallback = 50): number {
-  return Math.max(1, Math.min(limit ?? fallback, 100));
-}
 
 function encodeCursor(row: ApiKeyListRow): string {
   return Buffer.from(`${row.created_at.toISOString()}|${row.id}`, 'utf8').toString('base64url');
@@ -116,7 +114,7 @@ export class ApiKeyService {
 
   /** The account's keys, newest first, without secrets. */
   async list(accountId: string, options: { limit?: number; cursor?: string } = {}): Promise<ApiKeyPage> {
-    const limit = clampLimit(options.limit);
+    const limit = clampPageLimit(options.limit);
     const after = options.cursor !== undefined ? decodeCursor(options.cursor) : undefined;
     return forAccount(this.options.database, accountId, async (tx) => {
       const rows = await listApiKeys(tx, accountId, { limit: limit + 1, ...(after ? { after } : {}) });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { clampPageLimit } from '../../platform/http/pagination.js';
 import type { Clock } from '../../platform/clock.js';
 import type { Queryable } from '../../platform/database/database.js';
 import {
@@ -220,9 +221,6 @@ export interface AuditPage {
 /** The opaque cursor is the sequence number of the last entry shown. */
 export const CURSOR_PATTERN = '^[1-9][0-9]{0,15}$';
 
-export function clampLimit(limit: number | undefined, fallback = 50): number {
-  return Math.max(1, Math.min(Math.trunc(limit ?? fallback), 100));
-}
 
 /**
  * Entries newest first, as far as the transaction's context may see (row-level
@@ -232,7 +230,7 @@ export async function listAuditEntries(
   tx: Queryable,
   options: { readonly limit?: number; readonly cursor?: string; readonly accountId?: string } = {},
 ): Promise<AuditPage> {
-  const limit = clampLimit(options.limit);
+  const limit = clampPageLimit(options.limit);
   const before = options.cursor === undefined ? null : Number(options.cursor);
   if (before !== null && !Number.isSafeInteger(before)) throw new TypeError('Invalid audit cursor');
   const { rows } = await tx.query<EntryRow>(

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clampPageLimit } from '../../platform/http/pagination.js';
 import { AppError, validationError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { forAccount } from '../../platform/database/access.js';
@@ -128,10 +129,6 @@ const JOB_TYPE = /^[a-z][a-z0-9_.-]{0,63}$/;
 /** Printable text: no control characters (Cc) and no unpaired surrogates (Cs). */
 const PRINTABLE = /^[^\p{Cc}\p{Cs}]+$/u;
 
-export function clampLedgerLimit(limit: number | undefined, fallback = 50): number {
-  const value = limit === undefined || !Number.isFinite(limit) ? fallback : Math.trunc(limit);
-  return Math.max(1, Math.min(value, 100));
-}
 
 function isWholeCredits(value: unknown, max = MAX_CREDITS_PER_OPERATION): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= max;
@@ -359,7 +356,7 @@ export class CreditsService {
 
   /** GET /api/credits/ledger: every movement, newest first; `limit` clamped to 1..100. */
   async ledger(accountId: string, query: { readonly limit?: number; readonly cursor?: string }): Promise<LedgerPage> {
-    const limit = clampLedgerLimit(query.limit);
+    const limit = clampPageLimit(query.limit);
     if (query.cursor !== undefined && !LEDGER_CURSOR.test(query.cursor)) {
       throw validationError([{ field: 'query.cursor', message: 'is not a valid cursor' }]);
     }

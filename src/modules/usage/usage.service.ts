@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { clampPageLimit } from '../../platform/http/pagination.js';
 import { AppError, validationError, type FieldProblem } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { asSystem, forAccount } from '../../platform/database/access.js';
@@ -89,11 +90,6 @@ export interface UsageServiceOptions {
 const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_ATTEMPTS = 3;
 
-/** USE-2: limit = max(1, min(limit, 100)). */
-export function clampUsageLimit(limit: number | undefined, fallback = 50): number {
-  const value = limit === undefined || !Number.isFinite(limit) ? fallback : Math.trunc(limit);
-  return Math.max(1, Math.min(value, 100));
-}
 
 export function newUsageId(): string {
   return `use_${randomBytes(16).toString('base64url')}`;
@@ -229,7 +225,7 @@ export class UsageService {
 
   /** The account's reports, newest first; `limit` clamped to 1..100 (USE-2). */
   async list(accountId: string, query: { readonly limit?: number; readonly cursor?: string }): Promise<UsagePage> {
-    const limit = clampUsageLimit(query.limit);
+    const limit = clampPageLimit(query.limit);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     const rows = await forAccount(this.options.database, accountId, (tx) =>
       listUsageReports(tx, accountId, { limit: limit + 1, ...(after ? { after } : {}) }),
