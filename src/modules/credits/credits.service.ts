@@ -71,6 +71,18 @@ export interface ReservationView {
   readonly expiresAt: string;
 }
 
+/** A validated, priced reserve request (prepareReserve). */
+export interface PreparedReserve {
+  readonly jobId: string;
+  readonly jobType: string;
+  readonly idempotencyKey: string;
+  readonly cost: number;
+  readonly hash: string;
+}
+
+/** claimReservation's answer: the key is now ours (id, expiresAt), or it had reserved before. */
+export type ReservationClaim = { readonly id: string; readonly expiresAt: Date } | { readonly replayed: ReservationView };
+
 export interface ReserveResult {
   readonly reservation: ReservationView;
   /** True when the idempotency key had already reserved: nothing more was held. */
@@ -282,54 +294,83 @@ export class CreditsService {
    * decremented. On 402 everything rolls back, the key too, so a retry after a top-up works.
    */
   async reserve(accountId: string, input: ReserveInput): Promise<ReserveResult> {
+    const request = await this.prepareReserve(input);
+    const now = this.options.clock.now();
+    return forAccount(this.options.database, accountId, async (tx) => {
+      const claim = await this.claimReservation(tx, accountId, request, now);
+      if ('replayed' in claim) return { reservation: claim.replayed, replayed: true };
+      return { reservation: await this.holdReservation(tx, accountId, request, claim, now), replayed: false };
+    });
+  }
+
+  /**
+   * Validates a reserve request and prices it (CRD-4): 400 naming the field for anything
+   * that is not a sound request, before any transaction opens.
+   */
+  async prepareReserve(input: ReserveInput): Promise<PreparedReserve> {
     const jobId = requireText(input.jobId, 'jobId', 128);
     const jobType = requireText(input.jobType, 'jobType', 64, JOB_TYPE);
     const idempotencyKey = requireText(input.idempotencyKey, 'idempotencyKey', 128);
     const cost = await this.costOf(jobType, input.units, input.amount);
     const hash = reserveRequestHash({ jobId, jobType, units: input.units, amount: input.amount });
-    const now = this.options.clock.now();
+    return { jobId, jobType, idempotencyKey, cost, hash };
+  }
+
+  /**
+   * The first half of a reserve, inside the caller's transaction acting for the account:
+   * claims the idempotency key (the reservation row itself). A concurrent reserve with the
+   * same key waits here for the first to commit or roll back. A key already used for the
+   * same request answers its reservation (`replayed`); for another request, 422.
+   */
+  async claimReservation(tx: Queryable, accountId: string, request: PreparedReserve, now: Date): Promise<ReservationClaim> {
+    const id = newId('reservation');
     const expiresAt = new Date(now.getTime() + (this.options.reservationTtlMs ?? RESERVATION_TTL_MS));
+    const claimed = await tx.query(
+      `INSERT INTO credit_reservations (id, account_id, job_id, job_type, amount, status, idempotency_key, request_hash, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9)
+       ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
+      [id, accountId, request.jobId, request.jobType, request.cost, request.idempotencyKey, request.hash, now, expiresAt],
+    );
+    if (claimed.rowCount > 0) return { id, expiresAt };
+    const { rows } = await tx.query<ReservationRow>(
+      `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
+       WHERE account_id = $1 AND idempotency_key = $2`,
+      [accountId, request.idempotencyKey],
+    );
+    const previous = rows[0];
+    if (!previous || previous.request_hash !== request.hash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
+    }
+    return { replayed: reservationView(previous) };
+  }
 
-    return forAccount(this.options.database, accountId, async (tx) => {
-      const id = newId('reservation');
-      // A concurrent reserve with the same key waits here for the first to commit or roll back.
-      const claimed = await tx.query(
-        `INSERT INTO credit_reservations (id, account_id, job_id, job_type, amount, status, idempotency_key, request_hash, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9)
-         ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
-        [id, accountId, jobId, jobType, cost, idempotencyKey, hash, now, expiresAt],
-      );
-      if (claimed.rowCount === 0) {
-        const { rows } = await tx.query<ReservationRow>(
-          `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
-           WHERE account_id = $1 AND idempotency_key = $2`,
-          [accountId, idempotencyKey],
-        );
-        const previous = rows[0];
-        if (!previous || previous.request_hash !== hash) {
-          throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
-        }
-        return { reservation: reservationView(previous), replayed: true };
-      }
-
-      const { rows: grants } = await tx.query<GrantRow>(
-        `SELECT id, source, amount, remaining, expires_at, created_at FROM credit_grants
-         WHERE account_id = $1 AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)
-         ORDER BY id FOR UPDATE`,
-        [accountId, now],
-      );
-      const result = allocate(
-        grants.map((grant) => ({ id: grant.id, remaining: grant.remaining, expiresAt: grant.expires_at, createdAt: grant.created_at })),
-        cost,
-        now,
-      );
-      if ('insufficient' in result) throw new InsufficientCreditsError();
-      await this.hold(tx, accountId, id, result.allocations, now);
-      return {
-        reservation: { id, jobId, jobType, amount: cost, status: 'held', expiresAt: expiresAt.toISOString() },
-        replayed: false,
-      };
-    });
+  /**
+   * The second half: locks the account's usable grants (FOR UPDATE, in id order), takes the
+   * cost from the soonest-expiring first and holds it. Throws InsufficientCreditsError when
+   * the credits are short, which must roll the caller's whole transaction back (the claimed
+   * key too, so that a retry after a top-up works).
+   */
+  async holdReservation(
+    tx: Queryable,
+    accountId: string,
+    request: PreparedReserve,
+    claim: { readonly id: string; readonly expiresAt: Date },
+    now: Date,
+  ): Promise<ReservationView> {
+    const { rows: grants } = await tx.query<GrantRow>(
+      `SELECT id, source, amount, remaining, expires_at, created_at FROM credit_grants
+       WHERE account_id = $1 AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)
+       ORDER BY id FOR UPDATE`,
+      [accountId, now],
+    );
+    const result = allocate(
+      grants.map((grant) => ({ id: grant.id, remaining: grant.remaining, expiresAt: grant.expires_at, createdAt: grant.created_at })),
+      request.cost,
+      now,
+    );
+    if ('insufficient' in result) throw new InsufficientCreditsError();
+    await this.hold(tx, accountId, claim.id, result.allocations, now);
+    return { id: claim.id, jobId: request.jobId, jobType: request.jobType, amount: request.cost, status: 'held', expiresAt: claim.expiresAt.toISOString() };
   }
 
   /** Turns a hold into spend (CRD-2). Confirming again answers the same; a released reservation is 409. */

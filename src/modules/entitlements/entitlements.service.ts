@@ -51,9 +51,14 @@ function requestHash(body: unknown): string {
 export class EntitlementsService {
   constructor(private readonly options: EntitlementsOptions) {}
 
-  async check(accountId: string, input: { feature: string; track?: number; idempotencyKey?: string }): Promise<EntitlementAnswer> {
+  /** The feature as the account's plan defines it; undefined when the plan does not name it (denied, TIER-2). */
+  async featureOf(accountId: string, name: string): Promise<Feature | undefined> {
     const plan = await this.options.catalogue.planFor(await this.options.planIdOf(accountId));
-    const feature = plan.features[input.feature];
+    return plan.features[name];
+  }
+
+  async check(accountId: string, input: { feature: string; track?: number; idempotencyKey?: string }): Promise<EntitlementAnswer> {
+    const feature = await this.featureOf(accountId, input.feature);
     const now = this.options.clock.now();
     const idempotent = input.idempotencyKey !== undefined && input.track !== undefined;
     // The hot path needs no transaction: a counted feature is one statement (one round
@@ -79,8 +84,7 @@ export class EntitlementsService {
   }
 
   async acquireLease(accountId: string, input: { feature: string; ttlSeconds?: number }): Promise<LeaseAnswer> {
-    const plan = await this.options.catalogue.planFor(await this.options.planIdOf(accountId));
-    const feature = plan.features[input.feature];
+    const feature = await this.featureOf(accountId, input.feature);
     const now = this.options.clock.now();
     if (!feature || feature.kind !== 'concurrency') {
       const denied = await forAccount(this.options.database, accountId, (tx) => this.answer(tx, accountId, input.feature, feature, undefined, now));
@@ -149,7 +153,12 @@ export class EntitlementsService {
     return previous.response;
   }
 
-  private async answer(
+  /**
+   * The answer for one feature inside the caller's transaction (or on the database for a
+   * single statement), tracking `track` units of a counted feature only if they fit. The
+   * gate uses it to check and track in the same transaction as its credit reservation.
+   */
+  async answer(
     tx: Queryable,
     accountId: string,
     name: string,
