@@ -95,4 +95,21 @@ describeWithPostgres('the gate under concurrency on PostgreSQL, across two insta
     expect(await first().deps.credits.balance(account)).toMatchObject({ balance: 0, held: 50 });
     expect(await verifyCreditLedger(first().deps.database, { accountId: account })).toMatchObject({ valid: true });
   });
+
+  it('twenty concurrent retries of one gate (same key) hold once and track once', async () => {
+    const account = await lastTenUnitsAndFiftyCredits();
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, index) =>
+        (gates[index % 2] as GateService).pass(account, {
+          feature: 'api_calls_per_day',
+          track: 1,
+          credits: { jobId: 'the-job', jobType: 'render', amount: 5, idempotencyKey: 'the-key' },
+        }),
+      ),
+    );
+    expect(answers.every((answer) => answer.allowed)).toBe(true);
+    expect(new Set(answers.map((answer) => answer.reservation?.id)).size).toBe(1);
+    expect(await used(account)).toBe(91);
+    expect(await first().deps.credits.balance(account)).toMatchObject({ balance: 45, held: 5 });
+  });
 });

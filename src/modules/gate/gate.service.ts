@@ -1,7 +1,8 @@
 import type { Clock } from '../../platform/clock.js';
 import { forAccount } from '../../platform/database/access.js';
 import type { Database } from '../../platform/database/database.js';
-import { InsufficientCreditsError } from '../credits/credits.errors.js';
+import { sqlStateOf, SqlState } from '../../platform/database/database.js';
+import type { Feature } from '../plans/plan-features.js';
 import type { CreditsService, ReservationView, ReserveInput } from '../credits/credits.service.js';
 import type { EntitlementAnswer, EntitlementsService } from '../entitlements/entitlements.service.js';
 
@@ -29,6 +30,13 @@ export interface GateServiceOptions {
   readonly credits: CreditsService;
 }
 
+/** A retried gate (its credits.idempotencyKey had reserved before): thrown to roll back what it tracked. */
+class GateReplay extends Error {
+  constructor(readonly reservation: ReservationView) {
+    super('replayed');
+  }
+}
+
 /** A denial found inside the gate's transaction: thrown to roll everything back, then answered. */
 class GateDenial extends Error {
   constructor(
@@ -47,17 +55,20 @@ export function denialReason(answer: EntitlementAnswer): GateReason {
 
 /**
  * The gate (issue 5 item 7): the hot path of a paid action in one call. In ONE transaction
- * acting for the account: claim the reservation's idempotency key, check the entitlement
- * (recording `track` units only if they fit), then hold the credits. Any denial rolls the
+ * acting for the account: check the entitlement (recording `track` units only if they
+ * fit), then claim the reservation's idempotency key and hold the credits. Any denial rolls the
  * whole transaction back, so a refused gate changes nothing: at the limit no credits are
  * held, with credits short no usage is recorded.
  *
- * Lock order, the same in every path so that nothing deadlocks: the reservation's key,
- * then the usage counter row, then the account's grants in id order (plain reserves take
- * only the key and the grants; tracked checks only the counter).
+ * Lock order, so that nothing deadlocks: the usage counter row, then the reservation's
+ * key, then the account's grants in id order. Plain reserves take only the key and the
+ * grants, tracked checks only the counter, and nothing that holds a key or a grant ever
+ * waits for a counter.
  *
  * A retry with the same credits.idempotencyKey answers the first reservation and records
- * nothing again (the key is claimed before anything is tracked).
+ * nothing again: the key is looked up first; and when two attempts race past that look-up,
+ * the second finds the key taken when it reserves, its transaction (with what it tracked)
+ * is rolled back and the first reservation is its answer.
  */
 export class GateService {
   constructor(private readonly options: GateServiceOptions) {}
@@ -70,27 +81,28 @@ export class GateService {
     const now = this.options.clock.now();
     try {
       return await forAccount(this.options.database, accountId, async (tx): Promise<GateAnswer> => {
-        const claim = request ? await credits.claimReservation(tx, accountId, request, now) : undefined;
-        if (claim && 'replayed' in claim) {
-          const entitlement = await entitlements.answer(tx, accountId, input.feature, feature, undefined, now);
-          return { allowed: true, entitlement, reservation: claim.replayed };
-        }
+        const earlier = request ? await credits.reservationForKey(tx, accountId, request) : undefined;
+        if (earlier) throw new GateReplay(earlier);
         const entitlement = await entitlements.answer(tx, accountId, input.feature, feature, input.track, now);
         if (!entitlement.allowed) throw new GateDenial(denialReason(entitlement), entitlement);
-        if (!request || !claim) return { allowed: true, entitlement };
-        const reservation = await credits.holdReservation(tx, accountId, request, claim, now);
+        if (!request) return { allowed: true, entitlement };
+        const { reservation, replayed } = await credits.reserveIn(tx, accountId, request, now);
+        // A retry of an earlier gate: undo what this call tracked and answer the first reservation.
+        if (replayed) throw new GateReplay(reservation);
         return { allowed: true, entitlement, reservation };
       });
     } catch (error) {
       if (error instanceof GateDenial) return { allowed: false, reason: error.reason, entitlement: error.entitlement };
-      if (error instanceof InsufficientCreditsError) {
+      if (error instanceof GateReplay) return { allowed: true, entitlement: await this.readEntitlement(accountId, input.feature, feature, now), reservation: error.reservation };
+      if (sqlStateOf(error) === SqlState.insufficientCredits) {
         // Rolled back, the tracked units too: report the entitlement as it now stands.
-        const entitlement = await forAccount(this.options.database, accountId, (tx) =>
-          entitlements.answer(tx, accountId, input.feature, feature, undefined, now),
-        );
-        return { allowed: false, reason: 'INSUFFICIENT_CREDITS', entitlement };
+        return { allowed: false, reason: 'INSUFFICIENT_CREDITS', entitlement: await this.readEntitlement(accountId, input.feature, feature, now) };
       }
       throw error;
     }
+  }
+
+  private readEntitlement(accountId: string, name: string, feature: Feature | undefined, now: Date): Promise<EntitlementAnswer> {
+    return forAccount(this.options.database, accountId, (tx) => this.options.entitlements.answer(tx, accountId, name, feature, undefined, now));
   }
 }
