@@ -143,7 +143,7 @@ interface GrantRow {
   created_at: Date;
 }
 
-interface ReservationRow {
+export interface ReservationRow {
   id: string;
   job_id: string;
   job_type: string;
@@ -174,7 +174,7 @@ function grantView(row: GrantRow): GrantView {
   return { id: row.id, source: row.source, amount: row.amount, remaining: row.remaining, expiresAt: row.expires_at?.toISOString() ?? null };
 }
 
-function reservationView(row: Omit<ReservationRow, 'request_hash'>): ReservationView {
+export function reservationView(row: Omit<ReservationRow, 'request_hash'>): ReservationView {
   return { id: row.id, jobId: row.job_id, jobType: row.job_type, amount: row.amount, status: row.status, expiresAt: row.expires_at.toISOString() };
 }
 
@@ -314,35 +314,13 @@ export class CreditsService {
     return { jobId, jobType, idempotencyKey, cost, hash };
   }
 
-  /**
-   * The reservation an idempotency key already made, if any (a plain read, no lock): lets a
-   * retried gate answer its first reservation before it tracks anything. A key used for
-   * another request is 422.
-   */
-  async reservationForKey(tx: Queryable, accountId: string, request: PreparedReserve): Promise<ReservationView | undefined> {
-    const { rows } = await tx.query<ReservationRow>(
-      `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
-       WHERE account_id = $1 AND idempotency_key = $2`,
-      [accountId, request.idempotencyKey],
-    );
-    const row = rows[0];
-    if (!row) return undefined;
-    if (row.request_hash !== request.hash) throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
-    return reservationView(row);
+  /** When a hold made now expires (CRD-6). */
+  reservationExpiry(now: Date): Date {
+    return new Date(now.getTime() + (this.options.reservationTtlMs ?? RESERVATION_TTL_MS));
   }
 
-  /**
-   * A reserve inside the caller's transaction (or as one statement on the database):
-   * credit_reserve (migration 0012) claims the idempotency key (a concurrent reserve with
-   * the same key waits for the first to commit or roll back), locks the account's usable
-   * grants in id order, takes the cost from the soonest-expiring first and holds it. A key
-   * already used for the same request answers its reservation (`replayed`); for another
-   * request, 422. Short of credits it raises SQLSTATE BW402 (SqlState.insufficientCredits),
-   * which aborts the caller's whole transaction, the claimed key included, so that a retry
-   * after a top-up works.
-   */
   async reserveIn(tx: Queryable, accountId: string, request: PreparedReserve, now: Date): Promise<ReserveResult> {
-    const expiresAt = new Date(now.getTime() + (this.options.reservationTtlMs ?? RESERVATION_TTL_MS));
+    const expiresAt = this.reservationExpiry(now);
     const { rows } = await tx.query<ReservationRow & { outcome: 'held' | 'replayed' }>(
       'SELECT outcome, id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9)',
       [accountId, newId('reservation'), request.jobId, request.jobType, request.cost, request.idempotencyKey, request.hash, now, expiresAt],
