@@ -18,6 +18,7 @@ import { effectivePlanId } from './modules/plans/exemptions.js';
 import { entitlementRoutes } from './modules/entitlements/entitlements.routes.js';
 import { usageRoutes } from './modules/usage/usage.routes.js';
 import { creditRoutes } from './modules/credits/credits.routes.js';
+import { jobTypeRateLimit } from './modules/credits/job-rate-limit.js';
 import { gateRoutes } from './modules/gate/gate.routes.js';
 import { GateService } from './modules/gate/gate.service.js';
 import { UsageService } from './modules/usage/usage.service.js';
@@ -144,10 +145,16 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     userPolicy: 'entitlements.user',
   });
   await app.register(entitlementRoutes, { entitlements: deps.entitlements, rateLimit: machineLimit });
-  await app.register(creditRoutes, { service: deps.credits, rateLimit: machineLimit });
+  // RL-1: people spending credits on story and book jobs are also limited per user and job type.
+  const reserveJobLimit = jobTypeRateLimit(deps.rateLimiting.limiter, (request) => (request.body as { jobType?: string } | undefined)?.jobType);
+  const gateJobLimit = jobTypeRateLimit(deps.rateLimiting.limiter, (request) => (request.body as { credits?: { jobType?: string } } | undefined)?.credits?.jobType);
+  await app.register(creditRoutes, { service: deps.credits, rateLimit: machineLimit, jobRateLimit: reserveJobLimit });
   await app.register(gateRoutes, {
     service: new GateService({ database: deps.database, clock: deps.clock, entitlements: deps.entitlements, credits: deps.credits }),
-    rateLimit: machineLimit,
+    rateLimit: async (request, reply) => {
+      await machineLimit(request, reply);
+      await gateJobLimit(request, reply);
+    },
   });
   await app.register(usageRoutes, {
     service: new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys }),
