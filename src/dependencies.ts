@@ -32,6 +32,7 @@ import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
 import { Alerter, AuthFailureDetector } from './modules/audit/alerts.js';
 import { SecurityEvents } from './modules/audit/security-events.js';
+import { createStripeGateway, type StripeGateway } from './modules/stripe/gateway.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -62,6 +63,8 @@ export interface Dependencies {
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
   readonly credits: CreditsService;
+  /** Every Stripe call goes through this (the local sandbox in sandbox mode). */
+  readonly stripe: StripeGateway;
 }
 
 export interface DependencyOverrides {
@@ -71,6 +74,7 @@ export interface DependencyOverrides {
   readonly readinessChecks?: readonly ReadinessCheck[];
   readonly mailer?: Mailer;
   readonly apiKeys?: ApiKeyVerifierPort;
+  readonly stripe?: StripeGateway;
 }
 
 /**
@@ -216,6 +220,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
+    stripe: overrides.stripe ?? createStripeGateway(config.stripe),
     errorReporter,
     scheduler,
     readinessChecks,
