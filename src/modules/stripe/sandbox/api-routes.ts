@@ -17,16 +17,21 @@ export interface ApiRoute {
   readonly handler: RouteHandler;
 }
 
-function route(method: ApiRoute['method'], template: string, handler: RouteHandler): ApiRoute {
+/** `/v1/customers/:id` -> a pattern and the names of its parameters. */
+export function compileTemplate(template: string): { pattern: RegExp; names: string[] } {
   const names: string[] = [];
   const source = template.replace(/:([a-zA-Z]+)/g, (_match, name: string) => {
     names.push(name);
     return '([^/]+)';
   });
-  return { method, pattern: new RegExp(`^${source}$`), names, handler };
+  return { pattern: new RegExp(`^${source}$`), names };
 }
 
-const id = (context: RouteContext): string => context.path.id as string;
+export function route(method: ApiRoute['method'], template: string, handler: RouteHandler): ApiRoute {
+  return { method, ...compileTemplate(template), handler };
+}
+
+export const id = (context: RouteContext): string => context.path.id as string;
 
 /** The Stripe API paths the sandbox answers, each with its handler. Extended by later modules. */
 export const BASE_ROUTES: readonly ApiRoute[] = [

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Stripe from 'stripe';
 import { systemClock, type Clock } from '../../../platform/clock.js';
-import { BASE_ROUTES, matchRoute, type ApiRoute } from './api-routes.js';
+import { BASE_ROUTES, compileTemplate, matchRoute, type ApiRoute } from './api-routes.js';
 import { SandboxCore } from './core.js';
 import { expandResult } from './expand.js';
 import { StripeApiError } from './sandbox-errors.js';
@@ -71,12 +71,7 @@ export interface SandboxModule {
 }
 
 export function controlRoute(method: ControlRoute['method'], template: string, handler: ControlRoute['handler']): ControlRoute {
-  const names: string[] = [];
-  const source = template.replace(/:([a-zA-Z]+)/g, (_match, name: string) => {
-    names.push(name);
-    return '([^/]+)';
-  });
-  return { method, pattern: new RegExp(`^${source}$`), names, handler };
+  return { method, ...compileTemplate(template), handler };
 }
 
 export class ControlError extends Error {

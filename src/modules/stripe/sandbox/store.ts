@@ -91,7 +91,9 @@ export interface InternalState {
   cards: Record<string, { behaviour: string; last4: string; brand: string }>;
   /** Checkout line items, by session id. */
   sessionLineItems: Record<string, unknown[]>;
-  /** Checkout session promotion codes applied at payment, by session id. */
+  /** Checkout settings that are not fields of the session: subscription_data, the payment intent of subscription mode. */
+  sessionSettings: Record<string, { subscriptionData: Record<string, unknown>; paymentIntent: string | null }>;
+  /** Billing engine state, by subscription id. */
   subscriptions: Record<string, SubscriptionInternal>;
 }
 
@@ -142,7 +144,7 @@ function emptyState(): SandboxState {
     seq: 0,
     rows: {},
     idempotency: {},
-    internal: { cards: {}, sessionLineItems: {}, subscriptions: {} },
+    internal: { cards: {}, sessionLineItems: {}, sessionSettings: {}, subscriptions: {} },
     deliveries: [],
   };
 }
