@@ -431,7 +431,8 @@ export function startSubscription(core: SandboxCore, settings: BillingSettings, 
     testClock: core.testClockOf(customerId),
   });
   core.store.insert('subscription', subscription);
-  core.store.data.internal.subscriptions[id] = { anchor, periodIndex: 0, trialWillEndSent: false, pendingLines: [] };
+  // Period n ends at periodEnd(anchor, n): a trial is period 0 (it ends at the anchor), the first paid period is 1.
+  core.store.data.internal.subscriptions[id] = { anchor, periodIndex: trialEnd ? 0 : 1, trialWillEndSent: false, pendingLines: [] };
   if (input.discount) {
     const discount = redeem(core, input.discount, { customer: customerId, subscription: id, checkoutSession: null }, now);
     subscription.discounts = [discount.id];
