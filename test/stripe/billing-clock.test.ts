@@ -195,6 +195,17 @@ describe('the sandbox clock', () => {
     expect((await harness.gateway.listInvoices({ customer: customer.id })).data).toHaveLength(2);
   });
 
+  it('keeps events for 30 days', async () => {
+    const customer = await harness.stripe.customers.create({ email: 'retention@example.com' });
+    const created = (await harness.stripe.events.list({ type: 'customer.created', limit: 1 })).data[0] as Stripe.Event;
+    expect((created.data.object as Stripe.Customer).id).toBe(customer.id);
+    await advance(29 * DAY);
+    expect((await harness.stripe.events.retrieve(created.id)).id).toBe(created.id);
+    await advance(2 * DAY);
+    await harness.stripe.customers.create({ email: 'retention-later@example.com' });
+    await expect(harness.stripe.events.retrieve(created.id)).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
+  });
+
   it('expires open checkout sessions when their time passes (checkout.session.expired)', async () => {
     const session = await harness.stripe.checkout.sessions.create({ mode: 'subscription', line_items: [{ price: monthly.id }], success_url: 'http://localhost:3000/ok' });
     await advance(25 * 3600);
