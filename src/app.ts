@@ -21,6 +21,7 @@ import { creditRoutes } from './modules/credits/credits.routes.js';
 import { jobTypeRateLimit } from './modules/credits/job-rate-limit.js';
 import { gateRoutes } from './modules/gate/gate.routes.js';
 import { GateService } from './modules/gate/gate.service.js';
+import { sandboxRoutes } from './modules/stripe/sandbox/sandbox.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
@@ -96,7 +97,8 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     const own = route.onRequest ? [route.onRequest].flat() : [];
     const edge = [
       ...(route.config?.auth ? [authenticate as onRequestHookHandler] : []),
-      ...(PROBE_PATHS.includes(route.url) ? [] : [generalLimit as onRequestHookHandler]),
+      // The sandbox's test controls (sandbox mode only) are driven by test suites in bulk.
+      ...(PROBE_PATHS.includes(route.url) || route.url.startsWith('/sandbox/') ? [] : [generalLimit as onRequestHookHandler]),
     ];
     route.onRequest = [...edge, ...own];
     const allow = route.config?.auth?.allow;
@@ -164,6 +166,9 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   await app.register(apiKeyRoutes, { service: deps.apiKeyModule.service });
   await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
+  if (config.stripe.mode === 'sandbox' && deps.stripeSandboxUrl !== undefined) {
+    await app.register(sandboxRoutes, { sandboxUrl: deps.stripeSandboxUrl, timeoutMs: config.stripe.timeoutMs });
+  }
 
   app.addHook('preClose', async () => {
     idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
@@ -172,6 +177,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     clearInterval(idleSweep);
     await deps.scheduler.stop();
+    await deps.stripeSandbox?.close();
     await deps.apiKeyModule.close();
     await deps.accounts.close();
     await deps.plans.close();

@@ -33,6 +33,9 @@ import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
 import { Alerter, AuthFailureDetector } from './modules/audit/alerts.js';
 import { SecurityEvents } from './modules/audit/security-events.js';
+import { createStripeGateway, type StripeGateway } from './modules/stripe/gateway.js';
+import { sandboxHealth, startInProcessSandbox } from './modules/stripe/sandbox/in-process.js';
+import type { StripeSandbox } from './modules/stripe/sandbox/sandbox-server.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -63,6 +66,12 @@ export interface Dependencies {
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
   readonly credits: CreditsService;
+  /** Every Stripe call goes through this (the local sandbox in sandbox mode). */
+  readonly stripe: StripeGateway;
+  /** The sandbox running inside this process (STRIPE_MODE=sandbox, STRIPE_SANDBOX_START); close() with the app. */
+  readonly stripeSandbox: StripeSandbox | undefined;
+  /** In sandbox mode, where the sandbox answers (its control routes back /sandbox/*). */
+  readonly stripeSandboxUrl: string | undefined;
 }
 
 export interface DependencyOverrides {
@@ -72,6 +81,7 @@ export interface DependencyOverrides {
   readonly readinessChecks?: readonly ReadinessCheck[];
   readonly mailer?: Mailer;
   readonly apiKeys?: ApiKeyVerifierPort;
+  readonly stripe?: StripeGateway;
 }
 
 /**
@@ -128,9 +138,20 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   scheduler.register(pruneJobRunsJob());
   scheduler.register(usageRetentionJob());
 
+  const stripeSandbox =
+    config.stripe.mode === 'sandbox' && config.stripe.sandbox === 'in-process' && !overrides.stripe
+      ? await startInProcessSandbox(config, logger, clock)
+      : undefined;
+  const stripeConfig = stripeSandbox ? { ...config.stripe, apiUrl: stripeSandbox.url } : config.stripe;
+  const stripeSandboxUrl = config.stripe.mode === 'sandbox' ? stripeConfig.apiUrl : undefined;
+  const checkTimeoutMs = config.readiness.checkTimeoutMs;
   const readinessChecks = overrides.readinessChecks ?? [
     databaseCheck(database),
-    stripeCheck(config.stripe, config.readiness.checkTimeoutMs),
+    stripeCheck(
+      config.stripe,
+      checkTimeoutMs,
+      stripeSandboxUrl !== undefined && config.stripe.sandbox !== 'none' ? () => sandboxHealth(stripeSandboxUrl, checkTimeoutMs) : undefined,
+    ),
     diskCheck(config.dataDir, config.readiness.minFreeDiskBytes),
   ];
 
@@ -218,6 +239,9 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
+    stripe: overrides.stripe ?? createStripeGateway(stripeConfig),
+    stripeSandbox,
+    stripeSandboxUrl,
     errorReporter,
     scheduler,
     readinessChecks,
