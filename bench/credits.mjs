@@ -142,6 +142,11 @@ function fmt(value, digits = 0) {
 }
 
 async function main() {
+  const only = (process.env.BENCH_ONLY ?? '').split(',').map((id) => id.trim()).filter(Boolean);
+  if (only.length > 0 && !only.includes('credits')) {
+    log('BENCH_ONLY does not name credits; skipped');
+    return;
+  }
   const database = await createScratchDatabase(settings.postgresAdminUrl);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'bulwark-bench-credits-'));
   const adminToken = randomBytes(32).toString('hex');
