@@ -60,3 +60,41 @@ BEGIN
 END
 $$;
 GRANT EXECUTE ON FUNCTION gate_pass(text, text, timestamptz, bigint, bigint, timestamptz, text, text, text, bigint, text, text, timestamptz) TO bulwark_app;
+
+-- Many gates in one statement and one commit (group commit), for concurrent callers: the
+-- service coalesces them (src/platform/batching/micro-batcher.ts). Items are taken in
+-- (account, feature, period) order, then in their order in the batch, so that concurrent
+-- batches lock counters and grants in the same order; each item runs as gate_pass in its
+-- own subtransaction, so an item that fails (answered 'error' with its SQLSTATE) undoes
+-- only itself. Every answer is the one gate_pass would give at that point.
+CREATE FUNCTION gate_pass_many(
+  p_accounts text[], p_features text[], p_periods timestamptz[], p_tracks bigint[], p_limits bigint[], p_now timestamptz,
+  p_reservation_ids text[], p_job_ids text[], p_job_types text[], p_amounts bigint[], p_keys text[], p_hashes text[], p_expires_at timestamptz
+) RETURNS TABLE (
+  position_in_batch bigint, outcome text, applied boolean, used bigint,
+  id text, job_id text, job_type text, amount bigint, status text, request_hash text, expires_at timestamptz, error_code text
+)
+  LANGUAGE plpgsql AS $$
+DECLARE
+  v_item record;
+  v_row record;
+BEGIN
+  FOR v_item IN
+    SELECT k.i FROM unnest(p_accounts, p_features, p_periods) WITH ORDINALITY AS k(account_id, feature, period_start, i)
+     ORDER BY k.account_id, k.feature, k.period_start, k.i
+  LOOP
+    BEGIN
+      SELECT * INTO v_row FROM gate_pass(
+        p_accounts[v_item.i], p_features[v_item.i], p_periods[v_item.i], p_tracks[v_item.i], p_limits[v_item.i], p_now,
+        p_reservation_ids[v_item.i], p_job_ids[v_item.i], p_job_types[v_item.i], p_amounts[v_item.i], p_keys[v_item.i],
+        p_hashes[v_item.i], p_expires_at);
+      RETURN QUERY SELECT v_item.i, v_row.outcome, v_row.applied, v_row.used, v_row.id, v_row.job_id, v_row.job_type,
+        v_row.amount, v_row.status, v_row.request_hash, v_row.expires_at, NULL::text;
+    EXCEPTION WHEN OTHERS THEN
+      RETURN QUERY SELECT v_item.i, 'error'::text, NULL::boolean, NULL::bigint, NULL::text, NULL::text, NULL::text,
+        NULL::bigint, NULL::text, NULL::text, NULL::timestamptz, SQLSTATE::text;
+    END;
+  END LOOP;
+END
+$$;
+GRANT EXECUTE ON FUNCTION gate_pass_many(text[], text[], timestamptz[], bigint[], bigint[], timestamptz, text[], text[], text[], bigint[], text[], text[], timestamptz) TO bulwark_app;
