@@ -176,7 +176,13 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const securityEvents = new SecurityEvents(database, clock, logger.child({ component: 'audit' }));
   rateLimiting.limiter.setOnLimited((event) => securityEvents.rateLimited(event));
   rateLimiting.loginLockout.setOnLocked((event) => securityEvents.loginLocked(event));
-  const credits = new CreditsService({ database, clock, pricing: plans, reservationTtlMs: config.credits.reservationTtlSeconds * 1000 });
+  const credits = new CreditsService({
+    database,
+    clock,
+    pricing: plans,
+    reservationTtlMs: config.credits.reservationTtlSeconds * 1000,
+    operations: metrics.creditOperations,
+  });
   scheduler.register(creditSweeperJob(credits, config.credits.sweepIntervalSeconds));
   const auth = new AuthService({
     credits,

@@ -95,6 +95,17 @@ describe('POST /api/gate', () => {
     expect(await used(id, 'private_repos')).toBe(0);
   });
 
+  it('counts credit operations in /metrics by kind and outcome (OPS-2)', async () => {
+    const { key } = await account(5);
+    await gate(key, { feature: 'api_calls_per_day', credits: { jobId: 'm1', jobType: 'render', amount: 5, idempotencyKey: 'm1' } });
+    await gate(key, { feature: 'api_calls_per_day', credits: { jobId: 'm2', jobType: 'render', amount: 5, idempotencyKey: 'm2' } });
+    const metrics = (await testApp.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const value = (labels: string) => Number(new RegExp(`credit_operations_total\\{${labels}\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    expect(value('operation="gate",outcome="ok"')).toBeGreaterThanOrEqual(1);
+    expect(value('operation="gate",outcome="insufficient_credits"')).toBeGreaterThanOrEqual(1);
+    expect(value('operation="grant",outcome="ok"')).toBeGreaterThanOrEqual(1);
+  });
+
   it('works without credits (entitlement only) and without track (a read)', async () => {
     const { id, key } = await account(0);
     expect((await gate(key, { feature: 'api_calls_per_day', track: 2 })).json()).toEqual({ allowed: true, entitlement: expect.objectContaining({ used: 2 }) });

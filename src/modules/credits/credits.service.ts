@@ -116,6 +116,20 @@ export interface CreditsServiceOptions {
   readonly pricing: JobPricingPort;
   /** CRD-6: how long a hold lasts before the sweeper may release it; default 15 minutes. */
   readonly reservationTtlMs?: number;
+  /** OPS-2: counts every operation by kind and outcome (credit_operations_total). */
+  readonly operations?: OperationCounter;
+}
+
+/** The part of a prom-client Counter the credits code uses. */
+export interface OperationCounter {
+  inc(labels: { operation: string; outcome: string }): void;
+}
+
+/** ok, or the error code in lower case (insufficient_credits, conflict, not_found, ...), or error. */
+export function outcomeOf(error: unknown): string {
+  if (error instanceof AppError) return error.code.toLowerCase();
+  if (sqlStateOf(error) === SqlState.insufficientCredits) return 'insufficient_credits';
+  return 'error';
 }
 
 /** What one sweep did (CRD-6). */
@@ -208,6 +222,10 @@ export class CreditsService {
    * transaction. An unknown account is 404.
    */
   async grant(accountId: string, input: GrantInput, actor: Actor = { actorType: 'system', actorId: null }): Promise<GrantView> {
+    return this.measured('grant', () => this.grantNow(accountId, input, actor));
+  }
+
+  private async grantNow(accountId: string, input: GrantInput, actor: Actor): Promise<GrantView> {
     const now = this.options.clock.now();
     if (!isWholeCredits(input.amount)) {
       throw validationError([{ field: 'amount', message: `must be a whole number of credits from 1 to ${MAX_CREDITS_PER_OPERATION}` }]);
@@ -291,12 +309,30 @@ export class CreditsService {
    * decremented. On 402 everything rolls back, the key too, so a retry after a top-up works.
    */
   async reserve(accountId: string, input: ReserveInput): Promise<ReserveResult> {
-    const request = await this.prepareReserve(input);
+    return this.measured(
+      'reserve',
+      async () => {
+        const request = await this.prepareReserve(input);
+        try {
+          // One statement in its own transaction: locks are held only while PostgreSQL runs it.
+          return await this.reserveIn(this.options.database, accountId, request, this.options.clock.now());
+        } catch (error) {
+          if (sqlStateOf(error) === SqlState.insufficientCredits) throw new InsufficientCreditsError();
+          throw error;
+        }
+      },
+      (result) => (result.replayed ? 'replayed' : 'ok'),
+    );
+  }
+
+  /** Runs one operation and counts it (OPS-2). */
+  async measured<T>(operation: string, work: () => Promise<T>, outcome: (result: T) => string = () => 'ok'): Promise<T> {
     try {
-      // One statement in its own transaction: locks are held only while PostgreSQL runs it.
-      return await this.reserveIn(this.options.database, accountId, request, this.options.clock.now());
+      const result = await work();
+      this.options.operations?.inc({ operation, outcome: outcome(result) });
+      return result;
     } catch (error) {
-      if (sqlStateOf(error) === SqlState.insufficientCredits) throw new InsufficientCreditsError();
+      this.options.operations?.inc({ operation, outcome: outcomeOf(error) });
       throw error;
     }
   }
@@ -335,12 +371,12 @@ export class CreditsService {
 
   /** Turns a hold into spend (CRD-2). Confirming again answers the same; a released reservation is 409. */
   async confirm(accountId: string, reservationId: string): Promise<ReservationView> {
-    return this.settle(accountId, reservationId, 'confirmed');
+    return this.measured('confirm', () => this.settle(accountId, reservationId, 'confirmed'));
   }
 
   /** Returns a hold to the grants it came from (CRD-2). Releasing again answers the same; a confirmed reservation is 409. */
   async release(accountId: string, reservationId: string): Promise<ReservationView> {
-    return this.settle(accountId, reservationId, 'released');
+    return this.measured('release', () => this.settle(accountId, reservationId, 'released'));
   }
 
   /** GET /api/credits: one consistent snapshot of the balance, what is held and the usable grants. */
@@ -446,6 +482,10 @@ export class CreditsService {
       if (rows.length < SWEEP_BATCH_SIZE) break;
     }
     const expiry = await this.writeOffExpiredGrants(now, logger, signal);
+    if (released > 0) this.options.operations?.inc({ operation: 'sweep_release', outcome: 'ok' });
+    if (failed > 0) this.options.operations?.inc({ operation: 'sweep_release', outcome: 'error' });
+    if (expiry.grants > 0) this.options.operations?.inc({ operation: 'expiry', outcome: 'ok' });
+    if (expiry.failed > 0) this.options.operations?.inc({ operation: 'expiry', outcome: 'error' });
     return { released, failed: failed + expiry.failed, expiredGrants: expiry.grants, writtenOff: expiry.credits };
   }
 

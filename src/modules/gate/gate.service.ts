@@ -74,6 +74,10 @@ export class GateService {
   }
 
   async pass(accountId: string, input: GateInput): Promise<GateAnswer> {
+    return this.options.credits.measured('gate', () => this.passNow(accountId, input), (answer) => (answer.allowed ? 'ok' : (answer.reason ?? 'denied').toLowerCase()));
+  }
+
+  private async passNow(accountId: string, input: GateInput): Promise<GateAnswer> {
     const { entitlements, credits } = this.options;
     // 400s (bad amounts, unknown shapes) before anything touches the database.
     const request = input.credits ? await credits.prepareReserve(input.credits) : undefined;

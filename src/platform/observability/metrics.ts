@@ -10,6 +10,8 @@ export interface Metrics {
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
   /** Authentication attempts on protected routes, by credential kind and outcome (ok or the error code). */
   readonly authentications: Counter<'credential' | 'outcome'>;
+  /** Credit operations (OPS-2): reserve, confirm, release, grant, sweep_release, expiry, gate; outcome ok or why not. */
+  readonly creditOperations: Counter<'operation' | 'outcome'>;
 }
 
 export function createMetrics(): Metrics {
@@ -28,5 +30,11 @@ export function createMetrics(): Metrics {
     labelNames: ['credential', 'outcome'] as const,
     registers: [registry],
   });
-  return { registry, httpRequestDuration, authentications };
+  const creditOperations = new Counter({
+    name: 'credit_operations_total',
+    help: 'Credit operations by kind (reserve, confirm, release, grant, sweep_release, expiry, gate) and outcome',
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [registry],
+  });
+  return { registry, httpRequestDuration, authentications, creditOperations };
 }
