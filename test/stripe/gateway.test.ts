@@ -200,6 +200,13 @@ describe('idempotency', () => {
     expect(replayedAgain.json.id).toBe(replayed.json.id);
   });
 
+  it('creates one customer for ten concurrent creates of the same operation', async () => {
+    const { gateway, stripe } = harness;
+    const results = await Promise.all(Array.from({ length: 10 }, () => gateway.createCustomer('acct_concurrent', { email: 'concurrent@example.com', metadata: { accountId: 'acct_concurrent' } })));
+    expect(new Set(results.map((customer) => customer.id)).size).toBe(1);
+    expect((await stripe.customers.list({ email: 'concurrent@example.com' })).data).toHaveLength(1);
+  });
+
   it('creates one object when the connection drops after the sandbox did the work, and the client retries with the same key (PAY-9)', async () => {
     const { gateway, stripe } = harness;
     const dropped = await harness.control('POST', '/_sandbox/faults', { when: 'after', method: 'POST', pathPrefix: '/v1/customers', count: 1 });

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { SandboxCore } from './core.js';
 import { changedFields } from './core.js';
-import { discountAmount, redeem, resolveDiscount, startSubscription, type BillingSettings } from './billing.js';
+import { discountAmount, prorate, redeem, resolveDiscount, startSubscription, type BillingSettings } from './billing.js';
 import { checkoutLineItemObject, checkoutSessionObject, customerObject } from './objects.js';
 import { attemptPayment, attachPaymentMethod, createCardPaymentMethod, newPaymentIntent } from './payments.js';
 import { pageParams } from './resources.js';
@@ -113,7 +113,7 @@ function applyAmounts(core: SandboxCore, session: Stripe.Checkout.Session, disco
   const off = coupon ? discountAmount(coupon, subtotal) : 0;
   let left = off;
   lineItems.forEach((item, index) => {
-    const share = index === lineItems.length - 1 ? left : Math.min(left, Math.floor((off * item.amount_subtotal) / Math.max(1, subtotal)));
+    const share = index === lineItems.length - 1 ? left : Math.min(left, prorate(off, item.amount_subtotal, Math.max(1, subtotal)));
     left -= share;
     item.amount_discount = share;
     item.amount_total = item.amount_subtotal - share;
