@@ -36,7 +36,7 @@ describe('GET /health and GET /ready (OPS-1)', () => {
     const { app } = await open();
     const response = await app.inject({ method: 'GET', url: '/ready' });
     expect(response.statusCode).toBe(200);
-    // Stripe is "skipped" in sandbox mode until the in-process sandbox provides its own check.
+    // Under NODE_ENV=test no sandbox is started or configured (STRIPE_SANDBOX_START unset), so Stripe is "skipped".
     expect(response.json()).toEqual({ status: 'ok', checks: { database: 'ok', stripe: 'skipped', disk: 'ok' } });
   });
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { idempotencyKey, stripeClientConfig } from '../../src/modules/stripe/gateway.js';
 import { encodeStripeForm } from '../../src/modules/stripe/sandbox/wire-format.js';
-import { startSandboxHarness, type SandboxHarness } from './helpers.js';
+import { gatewayFor, startSandboxHarness, type SandboxHarness } from './helpers.js';
 
 let harness: SandboxHarness;
 
@@ -200,6 +200,13 @@ describe('idempotency', () => {
     expect(replayedAgain.json.id).toBe(replayed.json.id);
   });
 
+  it('creates one customer for ten concurrent creates of the same operation', async () => {
+    const { gateway, stripe } = harness;
+    const results = await Promise.all(Array.from({ length: 10 }, () => gateway.createCustomer('acct_concurrent', { email: 'concurrent@example.com', metadata: { accountId: 'acct_concurrent' } })));
+    expect(new Set(results.map((customer) => customer.id)).size).toBe(1);
+    expect((await stripe.customers.list({ email: 'concurrent@example.com' })).data).toHaveLength(1);
+  });
+
   it('creates one object when the connection drops after the sandbox did the work, and the client retries with the same key (PAY-9)', async () => {
     const { gateway, stripe } = harness;
     const dropped = await harness.control('POST', '/_sandbox/faults', { when: 'after', method: 'POST', pathPrefix: '/v1/customers', count: 1 });
@@ -209,8 +216,18 @@ describe('idempotency', () => {
     expect(found.data.map((item) => item.id)).toEqual([customer.id]);
   });
 
+  it('ends a request the sandbox never answers at the configured timeout, and retries it with the same key', async () => {
+    const gateway = gatewayFor(harness.sandbox.url, { STRIPE_TIMEOUT_MS: '200', STRIPE_MAX_NETWORK_RETRIES: '1' });
+    await harness.control('POST', '/_sandbox/faults', { when: 'hang', method: 'POST', pathPrefix: '/v1/customers', count: 1 });
+    const customer = await gateway.createCustomer('acct_slow', { email: 'slow@example.com' });
+    expect((await harness.stripe.customers.list({ email: 'slow@example.com' })).data.map((item) => item.id)).toEqual([customer.id]);
+    const noRetry = gatewayFor(harness.sandbox.url, { STRIPE_TIMEOUT_MS: '200', STRIPE_MAX_NETWORK_RETRIES: '0' });
+    await harness.control('POST', '/_sandbox/faults', { when: 'hang', method: 'POST', pathPrefix: '/v1/customers', count: 1 });
+    await expect(noRetry.createCustomer('acct_slower', { email: 'slower@example.com' })).rejects.toMatchObject({ type: 'StripeConnectionError' });
+  });
+
   it('gives up after its retries when every attempt is dropped, and creates nothing', async () => {
-    const gateway = (await import('./helpers.js')).gatewayFor(harness.sandbox.url, { STRIPE_MAX_NETWORK_RETRIES: '1' });
+    const gateway = gatewayFor(harness.sandbox.url, { STRIPE_MAX_NETWORK_RETRIES: '1' });
     await harness.control('POST', '/_sandbox/faults', { when: 'before', method: 'POST', pathPrefix: '/v1/customers', count: 2 });
     await expect(gateway.createCustomer('acct_unreachable', { email: 'unreachable@example.com' })).rejects.toMatchObject({ type: 'StripeConnectionError' });
     expect((await harness.stripe.customers.list({ email: 'unreachable@example.com' })).data).toHaveLength(0);

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { SandboxCore } from './core.js';
 import { changedFields } from './core.js';
-import { discountAmount, redeem, resolveDiscount, startSubscription, type BillingSettings } from './billing.js';
+import { discountAmount, prorate, redeem, resolveDiscount, startSubscription, type BillingSettings } from './billing.js';
 import { checkoutLineItemObject, checkoutSessionObject, customerObject } from './objects.js';
 import { attemptPayment, attachPaymentMethod, createCardPaymentMethod, newPaymentIntent } from './payments.js';
 import { pageParams } from './resources.js';
@@ -113,7 +113,7 @@ function applyAmounts(core: SandboxCore, session: Stripe.Checkout.Session, disco
   const off = coupon ? discountAmount(coupon, subtotal) : 0;
   let left = off;
   lineItems.forEach((item, index) => {
-    const share = index === lineItems.length - 1 ? left : Math.min(left, Math.floor((off * item.amount_subtotal) / Math.max(1, subtotal)));
+    const share = index === lineItems.length - 1 ? left : Math.min(left, prorate(off, item.amount_subtotal, Math.max(1, subtotal)));
     left -= share;
     item.amount_discount = share;
     item.amount_total = item.amount_subtotal - share;
@@ -179,8 +179,9 @@ export interface PayResult {
   readonly successUrl: string | null;
 }
 
-function result(session: Stripe.Checkout.Session, outcome: PayResult['outcome'], error?: PayResult['error']): PayResult {
+function result(core: SandboxCore, session: Stripe.Checkout.Session, outcome: PayResult['outcome'], error?: PayResult['error']): PayResult {
   const intentId = typeof session.payment_intent === 'string' ? session.payment_intent : (session.payment_intent?.id ?? null);
+  const intent = intentId ? core.store.find<Stripe.PaymentIntent>('payment_intent', intentId) : undefined;
   return {
     id: session.id,
     status: session.status,
@@ -191,7 +192,7 @@ function result(session: Stripe.Checkout.Session, outcome: PayResult['outcome'],
     customer: typeof session.customer === 'string' ? session.customer : (session.customer?.id ?? null),
     ...(error ? { error } : {}),
     successUrl: session.success_url ? session.success_url.replaceAll('{CHECKOUT_SESSION_ID}', session.id) : null,
-    ...(intentId ? { paymentIntent: { id: intentId, status: 'unknown' } } : {}),
+    ...(intent ? { paymentIntent: { id: intent.id, status: intent.status } } : {}),
   };
 }
 
@@ -259,7 +260,7 @@ export function payCheckoutSession(core: SandboxCore, settings: BillingSettings,
     if (attempt.outcome !== 'succeeded') {
       const outcome = attempt.outcome === 'requires_action' ? 'requires_action' : 'declined';
       return {
-        ...result(session, outcome, outcome === 'declined' ? { code: 'card_declined', declineCode: attempt.declineCode ?? 'generic_decline', message: attempt.message ?? 'Your card was declined.' } : { code: 'authentication_required', message: 'This payment needs the customer to authenticate (3D Secure).' }),
+        ...result(core, session, outcome, outcome === 'declined' ? { code: 'card_declined', declineCode: attempt.declineCode ?? 'generic_decline', message: attempt.message ?? 'Your card was declined.' } : { code: 'authentication_required', message: 'This payment needs the customer to authenticate (3D Secure).' }),
         paymentIntent: { id: intent.id, status: intent.status },
       };
     }
@@ -268,7 +269,7 @@ export function payCheckoutSession(core: SandboxCore, settings: BillingSettings,
     const setup = setupAttempt(core.store.data.internal.cards[method.id]?.behaviour as Parameters<typeof setupAttempt>[0]);
     if (setup.outcome !== 'succeeded') {
       const outcome = setup.outcome === 'requires_action' ? 'requires_action' : 'declined';
-      return result(session, outcome, outcome === 'declined' ? { code: 'card_declined', declineCode: setup.declineCode ?? 'generic_decline', message: setup.message ?? 'Your card was declined.' } : { code: 'authentication_required', message: 'Saving this card needs the customer to authenticate (3D Secure).' });
+      return result(core, session, outcome, outcome === 'declined' ? { code: 'card_declined', declineCode: setup.declineCode ?? 'generic_decline', message: setup.message ?? 'Your card was declined.' } : { code: 'authentication_required', message: 'Saving this card needs the customer to authenticate (3D Secure).' });
     }
   }
 
@@ -300,7 +301,7 @@ export function payCheckoutSession(core: SandboxCore, settings: BillingSettings,
   session.payment_status = amountDue > 0 ? 'paid' : 'no_payment_required';
   session.url = null;
   core.emit('checkout.session.completed', session, changedFields(before, session), customerId);
-  return { ...result(session, 'succeeded'), ...(paidWith ? { paymentIntent: { id: paidWith.id, status: paidWith.status } } : {}) };
+  return { ...result(core, session, 'succeeded'), ...(paidWith ? { paymentIntent: { id: paidWith.id, status: paidWith.status } } : {}) };
 }
 
 /** The hosted page's view of a session: what is bought, what is due, what the form may ask. */

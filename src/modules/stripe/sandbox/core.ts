@@ -77,6 +77,7 @@ export class SandboxCore {
       const result = work();
       const events = this.batch;
       this.batch = undefined;
+      this.pruneEvents();
       this.store.persist();
       this.delivery.enqueue(events);
       return result;
@@ -111,15 +112,17 @@ export class SandboxCore {
     this.store.insert('event', event);
     if (this.batch) this.batch.push(event.id);
     else {
+      this.pruneEvents();
       this.store.persist();
       this.delivery.enqueue([event.id]);
     }
-    this.pruneEvents(created);
     return event;
   }
 
-  private pruneEvents(now: number): void {
-    for (const event of this.store.all<Stripe.Event>('event', (item) => item.created < now - EVENT_RETENTION_SECONDS)) {
+  /** Events are kept 30 days of sandbox time, as at Stripe. */
+  private pruneEvents(): void {
+    const oldest = this.globalNow() - EVENT_RETENTION_SECONDS;
+    for (const event of this.store.all<Stripe.Event>('event', (item) => item.created < oldest)) {
       this.store.remove(event.id);
     }
   }

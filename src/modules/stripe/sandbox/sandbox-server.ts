@@ -42,8 +42,11 @@ export interface StripeSandboxOptions {
 }
 
 export interface Fault {
-  /** `before`: drop the connection without doing anything; `after`: do the work, then drop it unanswered. */
-  readonly when: 'before' | 'after';
+  /**
+   * `before`: drop the connection without doing anything; `after`: do the work, then drop
+   * it unanswered; `hang`: do nothing and never answer (the client's timeout ends it).
+   */
+  readonly when: 'before' | 'after' | 'hang';
   readonly method?: string;
   readonly pathPrefix?: string;
   remaining: number;
@@ -241,7 +244,7 @@ export class StripeSandbox {
       controlRoute('GET', '/_sandbox/webhooks/deliveries', ({ sandbox }) => ({ deliveries: sandbox.core.store.data.deliveries })),
       controlRoute('POST', '/_sandbox/faults', ({ sandbox, body }) => {
         const when = body.when;
-        if (when !== 'before' && when !== 'after') throw new ControlError(400, 'when: must be "before" or "after"');
+        if (when !== 'before' && when !== 'after' && when !== 'hang') throw new ControlError(400, 'when: must be "before", "after" or "hang"');
         const count = body.count ?? 1;
         if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 100) throw new ControlError(400, 'count: must be 1-100');
         const pathPrefix = typeof body.pathPrefix === 'string' ? body.pathPrefix : undefined;
@@ -370,6 +373,8 @@ export class StripeSandbox {
       request.socket.destroy();
       return;
     }
+    // The socket stays open unanswered until the client gives up or the sandbox closes.
+    if (fault?.when === 'hang') return;
     const headerKey = request.headers['idempotency-key'];
     const idempotencyKey = typeof headerKey === 'string' && method === 'POST' ? headerKey : undefined;
     if (idempotencyKey !== undefined && idempotencyKey.length > 255) {
