@@ -25,6 +25,7 @@ import { freePort, httpRequest } from './lib/net.mjs';
 import { createScratchDatabase, dropScratchDatabase } from './lib/postgres.mjs';
 import { loadSettings } from './lib/settings.mjs';
 import { median } from './lib/stats.mjs';
+import { bulwarkEnv } from './systems.mjs';
 
 const run = promisify(execFile);
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -157,20 +158,8 @@ async function main() {
     command: process.execPath,
     args: [path.join(PROJECT_DIR, 'dist', 'server.js')],
     cwd: PROJECT_DIR,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'development',
-      HOST: settings.host,
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      JOBS_ENABLED: 'false',
-      LOG_LEVEL: settings.serverLogLevel,
-      DATABASE_URL: database.url,
-      ADMIN_API_TOKEN: adminToken,
-      // Setup creates 1,001 accounts through the operator API (3 requests each).
-      RATE_LIMITS: JSON.stringify({ 'admin.ip': { limit: 1_000_000, windowSeconds: 3600 } }),
-      STRIPE_SANDBOX_START: 'false',
-    },
+    // Setup creates 1,001 accounts through the operator API (3 requests each).
+    env: bulwarkEnv({ settings, port, dataDir, databaseUrl: database.url, adminToken, rateLimits: JSON.stringify({ 'admin.ip': { limit: 1_000_000, windowSeconds: 3600 } }) }),
     host: settings.host,
     port,
   });

@@ -22,6 +22,27 @@ function baseEnv() {
  */
 const USAGE_RATE_LIMITS = JSON.stringify({ 'usage_report.account': { limit: 1_000_000, windowSeconds: 3600 } });
 
+/**
+ * The environment of a benchmarked Bulwark (bench/run.mjs and bench/credits.mjs): development mode on the run's
+ * PostgreSQL database, no scheduled jobs, warn-level logs, a fresh operator token, no Stripe sandbox (nothing
+ * benchmarked talks to Stripe), and the given rate-limit overrides.
+ */
+export function bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, rateLimits }) {
+  return {
+    ...baseEnv(),
+    NODE_ENV: 'development',
+    HOST: settings.host,
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    JOBS_ENABLED: 'false',
+    LOG_LEVEL: settings.serverLogLevel,
+    DATABASE_URL: databaseUrl,
+    ADMIN_API_TOKEN: adminToken,
+    RATE_LIMITS: rateLimits,
+    STRIPE_SANDBOX_START: 'false',
+  };
+}
+
 export const systems = {
   bare: {
     label: 'bare node:http',
@@ -43,7 +64,7 @@ export const systems = {
   bulwark: {
     label: 'Bulwark',
     description:
-      'node dist/server.js (NODE_ENV=development, LOG_LEVEL=warn, JOBS_ENABLED=false, PostgreSQL with the default pool ' +
+      'node dist/server.js (NODE_ENV=development, LOG_LEVEL=warn, JOBS_ENABLED=false, STRIPE_SANDBOX_START=false, PostgreSQL with the default pool ' +
       '(DATABASE_POOL_MAX 10); ADMIN_API_TOKEN a fresh random 64-hex value per run, used only by the setup step and never written out; ' +
       `RATE_LIMITS=${USAGE_RATE_LIMITS}: the per-account usage report limit raised from its default of 60 an hour so that ` +
       'the usage ingestion benchmark measures ingestion, not the limiter; every other limit at its default)',
@@ -57,18 +78,7 @@ export const systems = {
         command: process.execPath,
         args: [path.join(PROJECT_DIR, 'dist', 'server.js')],
         cwd: PROJECT_DIR,
-        env: {
-          ...baseEnv(),
-          NODE_ENV: 'development',
-          HOST: settings.host,
-          PORT: String(port),
-          DATA_DIR: dataDir,
-          JOBS_ENABLED: 'false',
-          LOG_LEVEL: settings.serverLogLevel,
-          DATABASE_URL: databaseUrl,
-          ADMIN_API_TOKEN: adminToken,
-          RATE_LIMITS: USAGE_RATE_LIMITS,
-        },
+        env: bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, rateLimits: USAGE_RATE_LIMITS }),
         host: settings.host,
         port,
         secrets: { adminToken },
