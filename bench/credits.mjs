@@ -224,7 +224,7 @@ async function main() {
       'A round is invalid (and nothing is written) if any reserve or confirm answers anything else.',
     'The reference is `pgbench -n -c 32 -j 2 -T <duration> -f hot-row.sql` on the same database, where hot-row.sql is `UPDATE bench_hot_row SET value = value + 1 WHERE id = 1;` (one row, autocommit): ' +
       'the rate at which this PostgreSQL can commit updates to one row, the bound for any design that keeps one balance row exact. The ratio is hot pairs/s over that, per round.',
-    'Setup through the operator API: ENTERPRISE accounts (no per-plan machine limit), one with 1,000,000 credits (hot) and 1,000 with 100,000 each, each with an API key. Bulwark runs as in the other benchmarks (LOG_LEVEL=warn, JOBS_ENABLED=false, default pool of 10) with the operator limit raised for the setup.',
+    'Setup through the operator API: ENTERPRISE accounts (no per-plan machine limit), one with 1,000,000 credits (hot) and 1,000 with 100,000 each, each with an API key. Bulwark runs as in the other benchmarks (bench/systems.mjs bulwarkEnv: LOG_LEVEL=warn, JOBS_ENABLED=false, no Stripe sandbox, default pool of 10) with the operator limit raised for the setup.',
     END_MARK,
   ].join('\n');
   let existing = '';
