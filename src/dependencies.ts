@@ -32,6 +32,7 @@ import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
 import { Alerter, AuthFailureDetector } from './modules/audit/alerts.js';
 import { SecurityEvents } from './modules/audit/security-events.js';
+import { readLicenseSigningKey, type LicenseSigningKey } from './modules/licenses/license-keys.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -62,6 +63,8 @@ export interface Dependencies {
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
   readonly credits: CreditsService;
+  /** The licence signing key (LIC-1), read at start-up. */
+  readonly licenseKey: LicenseSigningKey;
 }
 
 export interface DependencyOverrides {
@@ -113,6 +116,8 @@ async function openMigratedDatabase(
 export async function createDependencies(config: Config, overrides: DependencyOverrides = {}): Promise<Dependencies> {
   const logger = overrides.logger ?? createLogger(config);
   const clock = overrides.clock ?? systemClock;
+  // Before any I/O: a missing or unusable licence key stops start-up here.
+  const licenseKey = readLicenseSigningKey(config.license);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const { database, migration } = await openMigratedDatabase(config, overrides.database, logger);
   if (migration.applied.length > 0) logger.info({ applied: migration.applied }, 'database migrated');
@@ -216,6 +221,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
+    licenseKey,
     errorReporter,
     scheduler,
     readinessChecks,

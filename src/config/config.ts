@@ -83,6 +83,9 @@ const environmentSchema = z.object({
   EXTERNAL_JWT_ISSUER: z.string().min(1).optional(),
   EXTERNAL_JWT_AUDIENCE: z.string().min(1).optional(),
 
+  LICENSE_PRIVATE_KEY_PATH: z.string().min(1).optional(),
+  LICENSE_VALIDITY_DAYS: integer(1, 3_650).default(30),
+
   SIGNUP_BONUS_CREDITS: integer(0, 1_000_000).default(10),
   USAGE_METADATA_KEYS: commaList.default(['model', 'region', 'source', 'tokens', 'pages', 'duration_ms']),
   OWNER_ACCOUNT_IDS: commaList.default([]),
@@ -187,6 +190,12 @@ export interface Config {
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
   readonly alertWebhookUrl: string | undefined;
   readonly usage: { readonly metadataKeys: readonly string[] };
+  /**
+   * Signed licences (LIC-1): the private key file (Ed25519 or RSA PEM) and how long a
+   * licence is valid. Outside production a development key is generated when no path is
+   * set: under DATA_DIR (development) or in memory as privateKeyPem (NODE_ENV=test).
+   */
+  readonly license: { readonly privateKeyPath: string | undefined; readonly privateKeyPem: string | undefined; readonly validityDays: number };
   /** Credits granted once at sign-up (CRD-7); 0 turns the bonus off. */
   readonly credits: { readonly signupBonusCredits: number };
   /** Owner and test accounts: never charged, on their configured plan (OWN-1, OWN-2). */
@@ -334,6 +343,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM, outboxDir: path.join(dataDir, 'outbox') },
     alertWebhookUrl: raw.ALERT_WEBHOOK_URL,
     usage: { metadataKeys: raw.USAGE_METADATA_KEYS },
+    license: {
+      privateKeyPath: raw.LICENSE_PRIVATE_KEY_PATH === undefined ? undefined : path.resolve(raw.LICENSE_PRIVATE_KEY_PATH),
+      privateKeyPem: undefined,
+      validityDays: raw.LICENSE_VALIDITY_DAYS,
+    },
     credits: { signupBonusCredits: raw.SIGNUP_BONUS_CREDITS },
     exemptions: { ownerAccountIds: raw.OWNER_ACCOUNT_IDS, testAccountIds: raw.TEST_ACCOUNT_IDS, plan: raw.EXEMPT_ACCOUNT_PLAN },
     stripe: {
