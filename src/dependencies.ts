@@ -81,13 +81,13 @@ export interface DependencyOverrides {
  * application role, which row-level security applies to. On PostgreSQL the migration
  * uses its own one-connection pool and the service's pool sets the role at connection
  * start-up; on PGlite's single connection the session switches role after migrating.
+ * The operator command line opens its database the same way.
  */
-async function openMigratedDatabase(
+export async function openMigratedDatabase(
   config: Config,
   given: Database | undefined,
-  logger: Logger,
+  onPoolError: (error: Error) => void,
 ): Promise<{ database: Database; migration: MigrationReport }> {
-  const onPoolError = (error: Error) => logger.error({ err: error }, 'database pool error');
   if (!given && config.database.kind === 'postgres') {
     const migrator = createPostgresDatabase({ ...config.database, poolMax: 1 }, { onPoolError });
     let migration: MigrationReport;
@@ -119,7 +119,9 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   // Before any I/O: a missing or unusable licence key stops start-up here.
   const licenseKey = readLicenseSigningKey(config.license);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const { database, migration } = await openMigratedDatabase(config, overrides.database, logger);
+  const { database, migration } = await openMigratedDatabase(config, overrides.database, (error) =>
+    logger.error({ err: error }, 'database pool error'),
+  );
   if (migration.applied.length > 0) logger.info({ applied: migration.applied }, 'database migrated');
   const plans = createPlanCatalogue({ databaseConfig: config.database, database, logger: logger.child({ component: 'plans' }) });
   const seeded = await seedCatalogue(database, clock, { planCatalogue: plans });

@@ -117,9 +117,18 @@ const environmentSchema = z.object({
   READY_MIN_FREE_DISK_MB: integer(0, 10_000_000).default(100),
   READY_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
   JOBS_ENABLED: booleanString.default(true),
+  PG_BIN_DIR: z
+    .string()
+    .regex(/^\/[^\0\n\r]*$/, 'must be an absolute directory path')
+    .optional(),
 });
 
 export type RawEnvironment = z.infer<typeof environmentSchema>;
+
+/** The process environment, for callers that hand it on (the command line); this module stays its only reader. */
+export function environment(): Readonly<Record<string, string | undefined>> {
+  return process.env;
+}
 
 /** Every variable the service reads; .env.example documents each one (a test checks). */
 export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
@@ -218,6 +227,12 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly readiness: { readonly minFreeDiskBytes: number; readonly checkTimeoutMs: number };
   readonly jobsEnabled: boolean;
+  /**
+   * Where the operator command line finds pg_dump and pg_restore (OPS-8): PG_BIN_DIR, or
+   * else the directories of PATH (the one variable read outside the schema: it is handed
+   * to those programs as their only search path, never the rest of the environment).
+   */
+  readonly externalCommands: { readonly pgBinDir: string | undefined; readonly searchPath: string };
 }
 
 export class ConfigError extends Error {
@@ -371,6 +386,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       checkTimeoutMs: raw.READY_CHECK_TIMEOUT_MS,
     },
     jobsEnabled: raw.JOBS_ENABLED,
+    externalCommands: { pgBinDir: raw.PG_BIN_DIR, searchPath: environment.PATH ?? '/usr/local/bin:/usr/bin:/bin' },
   };
 
   if (isProduction) reasons.push(...productionProblems(config));
