@@ -25,12 +25,17 @@ import { withTimeout } from './lib/time.mjs';
 import { scenarios as scenarioDefinitions } from './scenarios.mjs';
 import { systems } from './systems.mjs';
 
-const scenarios = scenarioDefinitions.map(normalizeScenario);
+// BENCH_ONLY=id,id runs only those scenarios (for a quick look while working); the results
+// then go to bench/RESULTS.partial.md, so RESULTS.md always holds a full run.
+const only = (process.env.BENCH_ONLY ?? '').split(',').map((id) => id.trim()).filter(Boolean);
+const unknownIds = only.filter((id) => !scenarioDefinitions.some((scenario) => scenario.id === id));
+if (unknownIds.length > 0) throw new Error(`BENCH_ONLY names unknown scenarios: ${unknownIds.join(', ')}`);
+const scenarios = scenarioDefinitions.filter((scenario) => only.length === 0 || only.includes(scenario.id)).map(normalizeScenario);
 const systemIdsUsed = [...new Set(scenarios.flatMap((scenario) => ROLES.map((role) => scenario[role].system)))];
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const PROJECT_DIR = path.resolve(BENCH_DIR, '..');
-const RESULTS_FILE = path.join(BENCH_DIR, 'RESULTS.md');
+const RESULTS_FILE = path.join(BENCH_DIR, only.length > 0 ? 'RESULTS.partial.md' : 'RESULTS.md');
 
 /** Secrets of this run (admin token, API keys): never printed, never written to RESULTS.md. */
 const secrets = new Set();

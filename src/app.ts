@@ -18,6 +18,8 @@ import { effectivePlanId } from './modules/plans/exemptions.js';
 import { entitlementRoutes } from './modules/entitlements/entitlements.routes.js';
 import { usageRoutes } from './modules/usage/usage.routes.js';
 import { creditRoutes } from './modules/credits/credits.routes.js';
+import { gateRoutes } from './modules/gate/gate.routes.js';
+import { GateService } from './modules/gate/gate.service.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
@@ -145,6 +147,10 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   });
   await app.register(entitlementRoutes, { entitlements: deps.entitlements, rateLimit: machineLimit });
   await app.register(creditRoutes, { service: deps.credits, rateLimit: machineLimit });
+  await app.register(gateRoutes, {
+    service: new GateService({ database: deps.database, clock: deps.clock, entitlements: deps.entitlements, credits: deps.credits }),
+    rateLimit: machineLimit,
+  });
   await app.register(usageRoutes, {
     service: new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys }),
     limiter: deps.rateLimiting.limiter,

@@ -27,6 +27,7 @@ import { effectivePlanId, Exemptions } from './modules/plans/exemptions.js';
 import { EntitlementsService } from './modules/entitlements/entitlements.service.js';
 import { usageRetentionJob } from './modules/usage/usage-retention.job.js';
 import { CreditsService } from './modules/credits/credits.service.js';
+import { creditSweeperJob } from './modules/credits/credit-sweeper.job.js';
 import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
@@ -161,7 +162,8 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const securityEvents = new SecurityEvents(database, clock, logger.child({ component: 'audit' }));
   rateLimiting.limiter.setOnLimited((event) => securityEvents.rateLimited(event));
   rateLimiting.loginLockout.setOnLocked((event) => securityEvents.loginLocked(event));
-  const credits = new CreditsService({ database, clock, pricing: plans });
+  const credits = new CreditsService({ database, clock, pricing: plans, reservationTtlMs: config.credits.reservationTtlSeconds * 1000 });
+  scheduler.register(creditSweeperJob(credits, config.credits.sweepIntervalSeconds));
   const auth = new AuthService({
     credits,
     signupBonusCredits: config.credits.signupBonusCredits,

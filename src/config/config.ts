@@ -87,6 +87,8 @@ const environmentSchema = z.object({
   LICENSE_VALIDITY_DAYS: integer(1, 3_650).default(30),
 
   SIGNUP_BONUS_CREDITS: integer(0, 1_000_000).default(10),
+  CREDIT_RESERVATION_TTL_SECONDS: integer(1, 7 * 24 * 3_600).default(15 * 60),
+  CREDIT_SWEEP_INTERVAL_SECONDS: integer(1, 24 * 3_600).default(5 * 60),
   USAGE_METADATA_KEYS: commaList.default(['model', 'region', 'source', 'tokens', 'pages', 'duration_ms']),
   OWNER_ACCOUNT_IDS: commaList.default([]),
   TEST_ACCOUNT_IDS: commaList.default([]),
@@ -206,7 +208,13 @@ export interface Config {
    */
   readonly license: { readonly privateKeyPath: string | undefined; readonly privateKeyPem: string | undefined; readonly validityDays: number };
   /** Credits granted once at sign-up (CRD-7); 0 turns the bonus off. */
-  readonly credits: { readonly signupBonusCredits: number };
+  readonly credits: {
+    readonly signupBonusCredits: number;
+    /** CRD-6: a reservation not confirmed within this time is released by the sweeper. */
+    readonly reservationTtlSeconds: number;
+    /** CRD-6: how often the sweeper runs (once per interval across every instance). */
+    readonly sweepIntervalSeconds: number;
+  };
   /** Owner and test accounts: never charged, on their configured plan (OWN-1, OWN-2). */
   readonly exemptions: { readonly ownerAccountIds: readonly string[]; readonly testAccountIds: readonly string[]; readonly plan: string };
   readonly stripe: {
@@ -363,7 +371,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       privateKeyPem: undefined,
       validityDays: raw.LICENSE_VALIDITY_DAYS,
     },
-    credits: { signupBonusCredits: raw.SIGNUP_BONUS_CREDITS },
+    credits: {
+      signupBonusCredits: raw.SIGNUP_BONUS_CREDITS,
+      reservationTtlSeconds: raw.CREDIT_RESERVATION_TTL_SECONDS,
+      sweepIntervalSeconds: raw.CREDIT_SWEEP_INTERVAL_SECONDS,
+    },
     exemptions: { ownerAccountIds: raw.OWNER_ACCOUNT_IDS, testAccountIds: raw.TEST_ACCOUNT_IDS, plan: raw.EXEMPT_ACCOUNT_PLAN },
     stripe: {
       mode: raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox'),

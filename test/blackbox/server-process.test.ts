@@ -1,10 +1,11 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, describeWithPostgres, type ScratchDatabase } from '../helpers/postgres.js';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 /**
  * The service as `npm start` runs it: the compiled dist/server.js in its own process,
@@ -21,41 +22,14 @@ beforeAll(() => {
   execFileSync(process.execPath, [path.join(root, 'scripts/copy-assets.mjs')], { cwd: root });
 }, 120_000);
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  stdout: () => string;
-  exited: Promise<number | null>;
-}
-
 /** Starts dist/server.js with exactly `env` (plus PATH) and waits for its "listening" line. */
-async function start(cwd: string, env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, [server], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'pipe' });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
-    const onData = () => {
-      const match = /Bulwark listening on (http:\/\/[^"\s]+)/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    child.stdout.on('data', onData);
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`server exited before listening:\n${output}`));
-    });
-  });
-  return { child, url, stdout: () => output, exited };
+function start(cwd: string, env: Record<string, string>): Promise<ServerProcess> {
+  return startServerProcess({ cwd, env, entry: 'dist' });
 }
 
 describe('npm start on a fresh machine', () => {
   let cwd: string;
-  let started: Started;
+  let started: ServerProcess;
 
   beforeAll(async () => {
     cwd = mkdtempSync(path.join(tmpdir(), 'bulwark-fresh-'));
@@ -83,13 +57,13 @@ describe('npm start on a fresh machine', () => {
     expect(statSync(path.join(cwd, 'data/pglite')).isDirectory()).toBe(true);
     expect(statSync(path.join(cwd, 'data/secrets.json')).mode & 0o777).toBe(0o600);
     // The log says where the secrets are, never what they are.
-    expect(started.stdout()).not.toMatch(/[0-9a-f]{64}/);
+    expect(started.output()).not.toMatch(/[0-9a-f]{64}/);
   });
 
   it('shuts down cleanly on SIGTERM with exit code 0', async () => {
     started.child.kill('SIGTERM');
     expect(await started.exited).toBe(0);
-    expect(started.stdout()).toContain('shutdown complete');
+    expect(started.output()).toContain('shutdown complete');
   });
 });
 

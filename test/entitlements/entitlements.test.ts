@@ -183,3 +183,78 @@ describeWithPostgres('entitlements under concurrency on PostgreSQL', () => {
     expect(again.filter((result) => result.lease)).toHaveLength(3);
   });
 });
+
+describeWithPostgres('batched checks and tracks across two instances on PostgreSQL', () => {
+  let scratch: ScratchDatabase;
+  const instances: TestApp[] = [];
+  const services: EntitlementsService[] = [];
+  const clock = new ManualClock('2026-08-02T12:00:00Z');
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    for (let index = 0; index < 2; index += 1) {
+      const instance = await createTestApp({ clock, env: { DATABASE_URL: scratch.url, DATABASE_POOL_MAX: '10' } });
+      instances.push(instance);
+      services.push(service(instance.deps.database, clock));
+    }
+  });
+  afterAll(async () => {
+    for (const instance of instances) await instance.close();
+    await scratch?.drop();
+  });
+
+  const database = () => (instances[0] as TestApp).deps.database;
+
+  async function counter(accountId: string, feature: string): Promise<number> {
+    const { rows } = await asSystem(database(), (tx) =>
+      tx.query<{ used: number }>('SELECT coalesce(sum(used), 0)::bigint AS used FROM usage_counters WHERE account_id = $1 AND feature = $2', [accountId, feature]),
+    );
+    return rows[0]?.used ?? 0;
+  }
+
+  it('keeps every account exact when many accounts track and read at once on both instances', async () => {
+    const accounts = await Promise.all(Array.from({ length: 5 }, () => newAccount(database(), clock)));
+    // 60 tracked checks of 1 per account (limit 10 a day) interleaved with 30 reads, all at once, half on each instance.
+    const calls = accounts.flatMap((account) => [
+      ...Array.from({ length: 60 }, (_, index) => ({ account, track: 1 as number | undefined, index })),
+      ...Array.from({ length: 30 }, (_, index) => ({ account, track: undefined, index })),
+    ]);
+    const answers = await Promise.all(
+      calls.map((call, index) =>
+        (services[index % 2] as EntitlementsService).check(call.account, { feature: 'api_calls_per_day', ...(call.track ? { track: call.track } : {}) }).then((answer) => ({ call, answer })),
+      ),
+    );
+    for (const account of accounts) {
+      const own = answers.filter((entry) => entry.call.account === account);
+      const tracked = own.filter((entry) => entry.call.track !== undefined);
+      expect(tracked.filter((entry) => entry.answer.allowed)).toHaveLength(10);
+      expect(own.every((entry) => entry.answer.used <= 10)).toBe(true);
+      // Each allowed track saw a distinct total: 1..10, every unit given out once.
+      expect(tracked.filter((entry) => entry.answer.allowed).map((entry) => entry.answer.used).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(await counter(account, 'api_calls_per_day')).toBe(10);
+    }
+  });
+
+  it('never lets mixed track sizes pass the limit, and the counter equals what was answered as recorded', async () => {
+    const account = await newAccount(database(), clock);
+    const sizes = Array.from({ length: 80 }, (_, index) => 1 + (index % 3));
+    const answers = await Promise.all(sizes.map((track, index) => (services[index % 2] as EntitlementsService).check(account, { feature: 'private_repos', track })));
+    const recorded = answers.reduce((sum, answer, index) => sum + (answer.allowed ? (sizes[index] ?? 0) : 0), 0);
+    expect(recorded).toBeLessThanOrEqual(3);
+    expect(await counter(account, 'private_repos')).toBe(recorded);
+    expect(answers.every((answer) => answer.used <= 3)).toBe(true);
+  });
+
+  it('fails only the bad request of a batch: a track for an account that does not exist rejects, its neighbours are counted', async () => {
+    const account = await newAccount(database(), clock);
+    const entitlements = services[0] as EntitlementsService;
+    // Submitted in the same turn, so they travel in one batch.
+    const outcomes = await Promise.allSettled([
+      entitlements.check(account, { feature: 'api_calls_per_day', track: 1 }),
+      entitlements.check('acct_does_not_exist', { feature: 'api_calls_per_day', track: 1 }),
+      entitlements.check(account, { feature: 'api_calls_per_day', track: 2 }),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await counter(account, 'api_calls_per_day')).toBe(3);
+  });
+});

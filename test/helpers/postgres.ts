@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describe, inject } from 'vitest';
+import type { Database } from '../../src/platform/database/database.js';
+import { createPostgresDatabase } from '../../src/platform/database/postgres-database.js';
 
 export const postgresSetup = inject('postgres');
 
@@ -39,4 +41,18 @@ export async function createScratchDatabase(): Promise<ScratchDatabase> {
       }
     },
   };
+}
+
+/** A small pool on `url` as the connecting (owner) role, for a test's own checks of what the service wrote. */
+export function openPostgres(url: string): Database {
+  return createPostgresDatabase({
+    kind: 'postgres',
+    url,
+    poolMax: 2,
+    connectTimeoutMs: 5_000,
+    statementTimeoutMs: 30_000,
+    idleTimeoutMs: 10_000,
+    ssl: 'disable',
+    sslCaPath: undefined,
+  });
 }

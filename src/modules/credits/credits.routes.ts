@@ -24,7 +24,7 @@ const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\uD800-\\uDFFF]+$';
 const Credits = Type.Integer({ minimum: 1, maximum: MAX_CREDITS_PER_OPERATION, description: 'Whole credits' });
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 
-const ReserveBody = Type.Object({
+export const ReserveBody = Type.Object({
   jobId: Type.String({ minLength: 1, maxLength: 128, pattern: PRINTABLE }),
   jobType: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_.-]*$' }),
   units: Type.Optional(
@@ -34,7 +34,7 @@ const ReserveBody = Type.Object({
   idempotencyKey: Type.String({ minLength: 1, maxLength: 128, pattern: PRINTABLE, description: 'Per account; a retry returns the first reservation' }),
 });
 
-const ReservationSchema = Type.Object({
+export const ReservationSchema = Type.Object({
   id: Type.String(),
   jobId: Type.String(),
   jobType: Type.String(),

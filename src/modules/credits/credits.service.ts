@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { clampPageLimit } from '../../platform/http/pagination.js';
 import { AppError, validationError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
-import { forAccount } from '../../platform/database/access.js';
+import { asSystem, forAccount } from '../../platform/database/access.js';
 import { sqlStateOf, SqlState, type Database, type Queryable } from '../../platform/database/database.js';
 import { newId } from '../../platform/ids.js';
 import { recordAudit } from '../audit/audit.service.js';
@@ -23,8 +23,10 @@ import { InsufficientCreditsError } from './credits.errors.js';
 
 /** The most credits one grant or one reservation may move (API.md: "up to 1,000,000"). */
 export const MAX_CREDITS_PER_OPERATION = 1_000_000;
-/** CRD-6: a held reservation not confirmed within this time is released by the sweeper. */
+/** CRD-6: a held reservation not confirmed within this time is released by the sweeper (default; CREDIT_RESERVATION_TTL_SECONDS). */
 export const RESERVATION_TTL_MS = 15 * 60 * 1000;
+/** How many reservations or grants one sweep pass reads at a time. */
+export const SWEEP_BATCH_SIZE = 200;
 
 export const GRANT_SOURCES = ['purchase', 'signup_bonus', 'admin', 'promotion', 'refund_reversal'] as const;
 export type GrantSource = (typeof GRANT_SOURCES)[number];
@@ -69,6 +71,18 @@ export interface ReservationView {
   readonly expiresAt: string;
 }
 
+/** A validated, priced reserve request (prepareReserve). */
+export interface PreparedReserve {
+  readonly jobId: string;
+  readonly jobType: string;
+  readonly idempotencyKey: string;
+  readonly cost: number;
+  readonly hash: string;
+}
+
+/** claimReservation's answer: the key is now ours (id, expiresAt), or it had reserved before. */
+export type ReservationClaim = { readonly id: string; readonly expiresAt: Date } | { readonly replayed: ReservationView };
+
 export interface ReserveResult {
   readonly reservation: ReservationView;
   /** True when the idempotency key had already reserved: nothing more was held. */
@@ -103,6 +117,24 @@ export interface CreditsServiceOptions {
   readonly clock: Clock;
   /** The server-side job price list (deps.plans: PlanCatalogue implements it). */
   readonly pricing: JobPricingPort;
+  /** CRD-6: how long a hold lasts before the sweeper may release it; default 15 minutes. */
+  readonly reservationTtlMs?: number;
+}
+
+/** What one sweep did (CRD-6). */
+export interface SweepResult {
+  /** Held reservations past their expiry that were released. */
+  readonly released: number;
+  /** Expired grants whose remainder was written off, and how many credits that was. */
+  readonly expiredGrants: number;
+  readonly writtenOff: number;
+  /** Reservations or grants that could not be processed; each was logged and is retried on the next run. */
+  readonly failed: number;
+}
+
+/** Where the sweeper reports what went wrong, with full context (a pino logger fits). */
+export interface SweepLogger {
+  error(context: Record<string, unknown>, message: string): void;
 }
 
 interface GrantRow {
@@ -262,54 +294,83 @@ export class CreditsService {
    * decremented. On 402 everything rolls back, the key too, so a retry after a top-up works.
    */
   async reserve(accountId: string, input: ReserveInput): Promise<ReserveResult> {
+    const request = await this.prepareReserve(input);
+    const now = this.options.clock.now();
+    return forAccount(this.options.database, accountId, async (tx) => {
+      const claim = await this.claimReservation(tx, accountId, request, now);
+      if ('replayed' in claim) return { reservation: claim.replayed, replayed: true };
+      return { reservation: await this.holdReservation(tx, accountId, request, claim, now), replayed: false };
+    });
+  }
+
+  /**
+   * Validates a reserve request and prices it (CRD-4): 400 naming the field for anything
+   * that is not a sound request, before any transaction opens.
+   */
+  async prepareReserve(input: ReserveInput): Promise<PreparedReserve> {
     const jobId = requireText(input.jobId, 'jobId', 128);
     const jobType = requireText(input.jobType, 'jobType', 64, JOB_TYPE);
     const idempotencyKey = requireText(input.idempotencyKey, 'idempotencyKey', 128);
     const cost = await this.costOf(jobType, input.units, input.amount);
     const hash = reserveRequestHash({ jobId, jobType, units: input.units, amount: input.amount });
-    const now = this.options.clock.now();
-    const expiresAt = new Date(now.getTime() + RESERVATION_TTL_MS);
+    return { jobId, jobType, idempotencyKey, cost, hash };
+  }
 
-    return forAccount(this.options.database, accountId, async (tx) => {
-      const id = newId('reservation');
-      // A concurrent reserve with the same key waits here for the first to commit or roll back.
-      const claimed = await tx.query(
-        `INSERT INTO credit_reservations (id, account_id, job_id, job_type, amount, status, idempotency_key, request_hash, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9)
-         ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
-        [id, accountId, jobId, jobType, cost, idempotencyKey, hash, now, expiresAt],
-      );
-      if (claimed.rowCount === 0) {
-        const { rows } = await tx.query<ReservationRow>(
-          `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
-           WHERE account_id = $1 AND idempotency_key = $2`,
-          [accountId, idempotencyKey],
-        );
-        const previous = rows[0];
-        if (!previous || previous.request_hash !== hash) {
-          throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
-        }
-        return { reservation: reservationView(previous), replayed: true };
-      }
+  /**
+   * The first half of a reserve, inside the caller's transaction acting for the account:
+   * claims the idempotency key (the reservation row itself). A concurrent reserve with the
+   * same key waits here for the first to commit or roll back. A key already used for the
+   * same request answers its reservation (`replayed`); for another request, 422.
+   */
+  async claimReservation(tx: Queryable, accountId: string, request: PreparedReserve, now: Date): Promise<ReservationClaim> {
+    const id = newId('reservation');
+    const expiresAt = new Date(now.getTime() + (this.options.reservationTtlMs ?? RESERVATION_TTL_MS));
+    const claimed = await tx.query(
+      `INSERT INTO credit_reservations (id, account_id, job_id, job_type, amount, status, idempotency_key, request_hash, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9)
+       ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
+      [id, accountId, request.jobId, request.jobType, request.cost, request.idempotencyKey, request.hash, now, expiresAt],
+    );
+    if (claimed.rowCount > 0) return { id, expiresAt };
+    const { rows } = await tx.query<ReservationRow>(
+      `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
+       WHERE account_id = $1 AND idempotency_key = $2`,
+      [accountId, request.idempotencyKey],
+    );
+    const previous = rows[0];
+    if (!previous || previous.request_hash !== request.hash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
+    }
+    return { replayed: reservationView(previous) };
+  }
 
-      const { rows: grants } = await tx.query<GrantRow>(
-        `SELECT id, source, amount, remaining, expires_at, created_at FROM credit_grants
-         WHERE account_id = $1 AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)
-         ORDER BY id FOR UPDATE`,
-        [accountId, now],
-      );
-      const result = allocate(
-        grants.map((grant) => ({ id: grant.id, remaining: grant.remaining, expiresAt: grant.expires_at, createdAt: grant.created_at })),
-        cost,
-        now,
-      );
-      if ('insufficient' in result) throw new InsufficientCreditsError();
-      await this.hold(tx, accountId, id, result.allocations, now);
-      return {
-        reservation: { id, jobId, jobType, amount: cost, status: 'held', expiresAt: expiresAt.toISOString() },
-        replayed: false,
-      };
-    });
+  /**
+   * The second half: locks the account's usable grants (FOR UPDATE, in id order), takes the
+   * cost from the soonest-expiring first and holds it. Throws InsufficientCreditsError when
+   * the credits are short, which must roll the caller's whole transaction back (the claimed
+   * key too, so that a retry after a top-up works).
+   */
+  async holdReservation(
+    tx: Queryable,
+    accountId: string,
+    request: PreparedReserve,
+    claim: { readonly id: string; readonly expiresAt: Date },
+    now: Date,
+  ): Promise<ReservationView> {
+    const { rows: grants } = await tx.query<GrantRow>(
+      `SELECT id, source, amount, remaining, expires_at, created_at FROM credit_grants
+       WHERE account_id = $1 AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)
+       ORDER BY id FOR UPDATE`,
+      [accountId, now],
+    );
+    const result = allocate(
+      grants.map((grant) => ({ id: grant.id, remaining: grant.remaining, expiresAt: grant.expires_at, createdAt: grant.created_at })),
+      request.cost,
+      now,
+    );
+    if ('insufficient' in result) throw new InsufficientCreditsError();
+    await this.hold(tx, accountId, claim.id, result.allocations, now);
+    return { id: claim.id, jobId: request.jobId, jobType: request.jobType, amount: request.cost, status: 'held', expiresAt: claim.expiresAt.toISOString() };
   }
 
   /** Turns a hold into spend (CRD-2). Confirming again answers the same; a released reservation is 409. */
@@ -364,8 +425,8 @@ export class CreditsService {
     const { rows } = await forAccount(this.options.database, accountId, (tx) =>
       tx.query<{ id: string; kind: LedgerKind; amount: number; grant_id: string | null; reservation_id: string | null; created_at: Date }>(
         `SELECT id::text AS id, kind, amount, grant_id, reservation_id, created_at FROM credit_ledger
-         WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
-         ORDER BY id DESC LIMIT $3`,
+         WHERE account_id = $1 AND ($2::bigint IS NULL OR credit_ledger.id < $2::bigint)
+         ORDER BY credit_ledger.id DESC LIMIT $3`,
         [accountId, before, limit + 1],
       ),
     );
@@ -382,6 +443,97 @@ export class CreditsService {
       })),
       nextCursor: rows.length > limit && last ? last.id : null,
     };
+  }
+
+  /**
+   * CRD-6, run by the credits.sweeper job (once per interval across instances): releases
+   * every held reservation past its expiry, then writes off the remainder of every expired
+   * grant. Each reservation is released in its own transaction through the same path as
+   * POST .../release (row lock, amounts from the database), so a crash or a failure
+   * leaves it held and the next run takes it again; a reservation confirmed in the
+   * meantime is simply no longer held. Failures are logged with full context, never thrown.
+   */
+  async sweep(logger: SweepLogger, signal?: AbortSignal): Promise<SweepResult> {
+    const now = this.options.clock.now();
+    let released = 0;
+    let failed = 0;
+    const skip = new Set<string>();
+    for (;;) {
+      if (signal?.aborted) break;
+      const { rows } = await asSystem(this.options.database, (tx) =>
+        tx.query<{ id: string; account_id: string; expires_at: Date }>(
+          `SELECT id, account_id, expires_at FROM credit_reservations
+           WHERE status = 'held' AND expires_at <= $1 AND NOT (id = ANY($2::text[]))
+           ORDER BY expires_at, id LIMIT $3`,
+          [now, [...skip], SWEEP_BATCH_SIZE],
+        ),
+      );
+      for (const row of rows) {
+        if (signal?.aborted) break;
+        try {
+          await this.settle(row.account_id, row.id, 'released', { onlyIfExpiredAt: now });
+          released += 1;
+        } catch (error) {
+          skip.add(row.id);
+          if (error instanceof AppError && error.code === 'CONFLICT') continue; // confirmed meanwhile: nothing to release
+          failed += 1;
+          logger.error(
+            { err: error, reservationId: row.id, accountId: row.account_id, expiresAt: row.expires_at.toISOString(), step: 'release' },
+            'credit sweeper could not release an expired reservation; it is retried on the next run',
+          );
+        }
+      }
+      if (rows.length < SWEEP_BATCH_SIZE) break;
+    }
+    const expiry = await this.writeOffExpiredGrants(now, logger, signal);
+    return { released, failed: failed + expiry.failed, expiredGrants: expiry.grants, writtenOff: expiry.credits };
+  }
+
+  /**
+   * Writes off what is left of grants that have expired (ledger 'expiry', remaining to 0),
+   * one account per transaction under the grants' row locks. Credits of an expired grant
+   * that are still held are written off later, when their reservation is released.
+   */
+  private async writeOffExpiredGrants(now: Date, logger: SweepLogger, signal?: AbortSignal): Promise<{ grants: number; credits: number; failed: number }> {
+    let grants = 0;
+    let credits = 0;
+    let failed = 0;
+    const skip = new Set<string>();
+    for (;;) {
+      if (signal?.aborted) break;
+      const { rows } = await asSystem(this.options.database, (tx) =>
+        tx.query<{ account_id: string }>(
+          `SELECT DISTINCT account_id FROM credit_grants
+           WHERE remaining > 0 AND expires_at <= $1 AND NOT (account_id = ANY($2::text[]))
+           LIMIT $3`,
+          [now, [...skip], SWEEP_BATCH_SIZE],
+        ),
+      );
+      for (const { account_id: accountId } of rows) {
+        if (signal?.aborted) break;
+        skip.add(accountId);
+        try {
+          const written = await forAccount(this.options.database, accountId, async (tx) => {
+            const { rows: expired } = await tx.query<{ id: string; remaining: number }>(
+              `SELECT id, remaining FROM credit_grants
+               WHERE account_id = $1 AND remaining > 0 AND expires_at <= $2 ORDER BY id FOR UPDATE`,
+              [accountId, now],
+            );
+            if (expired.length === 0) return { grants: 0, credits: 0 };
+            await tx.query('UPDATE credit_grants SET remaining = 0 WHERE id = ANY($1::text[]) AND account_id = $2', [expired.map((g) => g.id), accountId]);
+            await writeLedger(tx, accountId, 'expiry', expired.map((g) => ({ grantId: g.id, amount: -g.remaining })), null, now);
+            return { grants: expired.length, credits: expired.reduce((sum, g) => sum + g.remaining, 0) };
+          });
+          grants += written.grants;
+          credits += written.credits;
+        } catch (error) {
+          failed += 1;
+          logger.error({ err: error, accountId, step: 'expire-grants' }, 'credit sweeper could not write off expired grants; retried on the next run');
+        }
+      }
+      if (rows.length < SWEEP_BATCH_SIZE) break;
+    }
+    return { grants, credits, failed };
   }
 
   private async costOf(jobType: string, units: unknown, amount: unknown): Promise<number> {
@@ -457,7 +609,12 @@ export class CreditsService {
    * unexpired grants) and the expiry write-off takes them later, so the ledger still adds up.
    * A held reservation past its expiresAt can still be confirmed until the sweeper releases it.
    */
-  private async settle(accountId: string, reservationId: string, target: 'confirmed' | 'released'): Promise<ReservationView> {
+  private async settle(
+    accountId: string,
+    reservationId: string,
+    target: 'confirmed' | 'released',
+    sweep?: { readonly onlyIfExpiredAt: Date },
+  ): Promise<ReservationView> {
     const now = this.options.clock.now();
     return forAccount(this.options.database, accountId, async (tx) => {
       const { rows } = await tx.query<ReservationRow>(
@@ -470,6 +627,10 @@ export class CreditsService {
       if (reservation.status === target) return reservationView(reservation);
       if (reservation.status !== 'held') {
         throw new AppError('CONFLICT', target === 'confirmed' ? 'The reservation was released' : 'The reservation was confirmed');
+      }
+      // The sweeper re-checks the expiry under the lock: what it read before may be stale.
+      if (sweep && reservation.expires_at.getTime() > sweep.onlyIfExpiredAt.getTime()) {
+        throw new AppError('CONFLICT', 'The reservation has not expired');
       }
       const { rows: allocations } = await tx.query<{ grant_id: string; amount: number }>(
         'SELECT grant_id, amount FROM credit_reservation_allocations WHERE reservation_id = $1 AND account_id = $2 ORDER BY grant_id',

@@ -4,10 +4,22 @@ import { accountPrincipal } from '../auth/guards.js';
 import type { EntitlementsService } from './entitlements.service.js';
 
 const FeatureName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_]*$' });
-const CheckBody = Type.Object({
+export const CheckBody = Type.Object({
   feature: FeatureName,
   track: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
   idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+});
+const NullableInteger = Type.Union([Type.Integer(), Type.Null()]);
+export const EntitlementAnswerSchema = Type.Object({
+  allowed: Type.Boolean(),
+  feature: Type.String(),
+  kind: Type.Union([Type.Literal('boolean'), Type.Literal('static'), Type.Literal('metered'), Type.Literal('concurrency'), Type.Null()], {
+    description: 'null for a feature the plan does not know (denied)',
+  }),
+  limit: Type.Union([Type.Integer(), Type.Null()], { description: 'null means unlimited' }),
+  used: Type.Integer(),
+  remaining: NullableInteger,
+  resetsAt: Type.Optional(Type.String({ format: 'date-time', description: 'Metered features: when the period ends (UTC)' })),
 });
 const LeaseBody = Type.Object({
   feature: FeatureName,
@@ -28,7 +40,7 @@ export async function entitlementRoutes(app: FastifyInstance, options: Entitleme
   const preHandler = options.rateLimit ? [options.rateLimit] : [];
   app.post(
     '/api/entitlements/check',
-    { schema: { tags: ['entitlements'], body: CheckBody }, config: { auth: ACCOUNT_PRINCIPALS }, preHandler },
+    { schema: { tags: ['entitlements'], body: CheckBody, response: { 200: EntitlementAnswerSchema } }, config: { auth: ACCOUNT_PRINCIPALS }, preHandler },
     async (request) => {
       const { accountId } = accountPrincipal(request);
       return options.entitlements.check(accountId, request.body as Static<typeof CheckBody>);

@@ -5,6 +5,7 @@ import { forAccount } from '../../platform/database/access.js';
 import type { Database, Queryable } from '../../platform/database/database.js';
 import { newId } from '../../platform/ids.js';
 import type { Feature, FeatureKind, PlanCataloguePort } from '../plans/plan-features.js';
+import { MicroBatcher } from '../../platform/batching/micro-batcher.js';
 import { periodOf, STATIC_PERIOD_START } from './periods.js';
 
 export interface EntitlementAnswer {
@@ -42,6 +43,54 @@ function requestHash(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(body)).digest('hex');
 }
 
+type CountedFeature = Extract<Feature, { kind: 'static' | 'metered' }>;
+
+interface CounterKey {
+  readonly accountId: string;
+  readonly feature: string;
+  readonly periodStart: Date;
+}
+
+interface TrackItem extends CounterKey {
+  readonly limit: number | null;
+  readonly track: number;
+  readonly now: Date;
+}
+
+type TrackOutcome = { readonly applied: boolean; readonly used: number } | { readonly error: unknown };
+
+/** Batches of at most this many requests, at most this many batches of each kind in flight per instance. */
+const BATCH_LIMITS = { maxBatch: 500, maxConcurrent: 4 } as const;
+
+/** Metered features count from the start of their UTC day or month; static limits from the epoch (they never reset). */
+function countedPeriod(feature: CountedFeature, now: Date): { periodStart: Date; resetsAt: Date | undefined } {
+  if (feature.kind === 'static') return { periodStart: STATIC_PERIOD_START, resetsAt: undefined };
+  const period = periodOf(feature.period, now);
+  return { periodStart: period.start, resetsAt: period.resetsAt };
+}
+
+function countedAnswer(
+  name: string,
+  feature: CountedFeature,
+  resetsAt: Date | undefined,
+  track: number | undefined,
+  applied: boolean,
+  used: number,
+): EntitlementAnswer {
+  const { limit } = feature;
+  // A tracked check is allowed if it was recorded; an untracked one asks whether one more unit would fit.
+  const allowed = track === undefined ? limit === null || used < limit : applied;
+  return {
+    feature: name,
+    kind: feature.kind,
+    limit,
+    ...(resetsAt ? { resetsAt: resetsAt.toISOString() } : {}),
+    allowed,
+    used,
+    remaining: remainingOf(limit, used),
+  };
+}
+
 /**
  * The check-before-work API (TIER-3) and concurrency leases (TIER-4). Counters are exact:
  * a tracked check adds to the period's counter with one conditional upsert that only
@@ -49,16 +98,30 @@ function requestHash(body: unknown): string {
  * take the last unit. The plan comes from the cached catalogue; the counters never do.
  */
 export class EntitlementsService {
-  constructor(private readonly options: EntitlementsOptions) {}
+  private readonly reads: MicroBatcher<CounterKey, number>;
+  private readonly tracks: MicroBatcher<TrackItem, TrackOutcome>;
+
+  constructor(private readonly options: EntitlementsOptions) {
+    this.reads = new MicroBatcher((keys) => this.readMany(keys), BATCH_LIMITS);
+    this.tracks = new MicroBatcher((items) => this.trackMany(items), BATCH_LIMITS);
+  }
+
+  /** The feature as the account's plan defines it; undefined when the plan does not name it (denied, TIER-2). */
+  async featureOf(accountId: string, name: string): Promise<Feature | undefined> {
+    const plan = await this.options.catalogue.planFor(await this.options.planIdOf(accountId));
+    return plan.features[name];
+  }
 
   async check(accountId: string, input: { feature: string; track?: number; idempotencyKey?: string }): Promise<EntitlementAnswer> {
-    const plan = await this.options.catalogue.planFor(await this.options.planIdOf(accountId));
-    const feature = plan.features[input.feature];
+    const feature = await this.featureOf(accountId, input.feature);
     const now = this.options.clock.now();
     const idempotent = input.idempotencyKey !== undefined && input.track !== undefined;
     // The hot path needs no transaction: a counted feature is one statement (one round
     // trip) that sets the account context itself (entitlement_count, migration 0008), and
     // boolean or unknown features need no database at all.
+    if (!idempotent && (feature?.kind === 'static' || feature?.kind === 'metered')) {
+      return this.countedBatched(accountId, input.feature, feature, input.track, now);
+    }
     if (!idempotent && feature?.kind !== 'concurrency') {
       return this.answer(this.options.database, accountId, input.feature, feature, input.track, now);
     }
@@ -79,8 +142,7 @@ export class EntitlementsService {
   }
 
   async acquireLease(accountId: string, input: { feature: string; ttlSeconds?: number }): Promise<LeaseAnswer> {
-    const plan = await this.options.catalogue.planFor(await this.options.planIdOf(accountId));
-    const feature = plan.features[input.feature];
+    const feature = await this.featureOf(accountId, input.feature);
     const now = this.options.clock.now();
     if (!feature || feature.kind !== 'concurrency') {
       const denied = await forAccount(this.options.database, accountId, (tx) => this.answer(tx, accountId, input.feature, feature, undefined, now));
@@ -149,7 +211,12 @@ export class EntitlementsService {
     return previous.response;
   }
 
-  private async answer(
+  /**
+   * The answer for one feature inside the caller's transaction (or on the database for a
+   * single statement), tracking `track` units of a counted feature only if they fit. The
+   * gate uses it to check and track in the same transaction as its credit reservation.
+   */
+  async answer(
     tx: Queryable,
     accountId: string,
     name: string,
@@ -167,38 +234,103 @@ export class EntitlementsService {
         return { allowed, feature: name, kind: 'concurrency', limit: feature.limit, used, remaining: remainingOf(feature.limit, used) };
       }
       case 'static':
-        return this.counted(tx, accountId, name, feature.kind, feature.limit, STATIC_PERIOD_START, undefined, track, now);
-      case 'metered': {
-        const period = periodOf(feature.period, now);
-        return this.counted(tx, accountId, name, feature.kind, feature.limit, period.start, period.resetsAt, track, now);
-      }
+      case 'metered':
+        return this.counted(tx, accountId, name, feature, track, now);
     }
   }
 
+  /**
+   * A counted feature inside a transaction (or as one statement on the database).
+   * entitlement_count adds `track` only if the total stays within the limit; the row lock
+   * taken by its upsert makes concurrent callers apply one after another against the
+   * latest total. Without `track` it only reads.
+   */
   private async counted(
     tx: Queryable,
     accountId: string,
     name: string,
-    kind: 'static' | 'metered',
-    limit: number | null,
-    periodStart: Date,
-    resetsAt: Date | undefined,
+    feature: CountedFeature,
     track: number | undefined,
     now: Date,
   ): Promise<EntitlementAnswer> {
-    const base = { feature: name, kind, limit, ...(resetsAt ? { resetsAt: resetsAt.toISOString() } : {}) };
-    // entitlement_count adds `track` only if the total stays within the limit; the row lock
-    // taken by its upsert makes concurrent callers apply one after another against the
-    // latest total. Without `track` it only reads.
+    const { periodStart, resetsAt } = countedPeriod(feature, now);
     const { rows } = await tx.query<{ applied: boolean; used: number }>(
       'SELECT applied, used FROM entitlement_count($1, $2, $3, $4, $5, $6)',
-      [accountId, name, periodStart, track ?? null, limit, now],
+      [accountId, name, periodStart, track ?? null, feature.limit, now],
     );
-    const applied = rows[0]?.applied ?? false;
-    const used = rows[0]?.used ?? 0;
-    // A tracked check is allowed if it was recorded; an untracked one asks whether one more unit would fit.
-    const allowed = track === undefined ? limit === null || used < limit : applied;
-    return { ...base, allowed, used, remaining: remainingOf(limit, used) };
+    return countedAnswer(name, feature, resetsAt, track, rows[0]?.applied ?? false, rows[0]?.used ?? 0);
+  }
+
+  /**
+   * The hot path of a counted feature outside any transaction: concurrent checks are
+   * coalesced into one statement per batch (entitlement_read_many / entitlement_track_many,
+   * migration 0011), so one round trip and one commit serve many requests. The answers are
+   * exactly those of `counted`: every batch starts after its requests arrived, and tracks
+   * apply one after another under the counter row's lock.
+   */
+  private async countedBatched(accountId: string, name: string, feature: CountedFeature, track: number | undefined, now: Date): Promise<EntitlementAnswer> {
+    const { periodStart, resetsAt } = countedPeriod(feature, now);
+    if (track === undefined) {
+      const used = await this.reads.submit({ accountId, feature: name, periodStart });
+      return countedAnswer(name, feature, resetsAt, undefined, false, used);
+    }
+    const outcome = await this.tracks.submit({ accountId, feature: name, periodStart, limit: feature.limit, track, now });
+    if ('error' in outcome) throw outcome.error;
+    return countedAnswer(name, feature, resetsAt, track, outcome.applied, outcome.used);
+  }
+
+  private async readMany(keys: readonly CounterKey[]): Promise<number[]> {
+    // Requests for the same counter in one batch share one lookup.
+    const unique = new Map<string, number>();
+    const accounts: string[] = [];
+    const features: string[] = [];
+    const periods: Date[] = [];
+    const positions = keys.map((key) => {
+      const id = `${key.accountId}\u0000${key.feature}\u0000${key.periodStart.getTime()}`;
+      let position = unique.get(id);
+      if (position === undefined) {
+        position = accounts.length;
+        unique.set(id, position);
+        accounts.push(key.accountId);
+        features.push(key.feature);
+        periods.push(key.periodStart);
+      }
+      return position;
+    });
+    const { rows } = await this.options.database.query<{ used: number }>(
+      'SELECT used FROM entitlement_read_many($1::text[], $2::text[], $3::timestamptz[])',
+      [accounts, features, periods],
+    );
+    return positions.map((position) => rows[position]?.used ?? 0);
+  }
+
+  private async trackMany(items: readonly TrackItem[]): Promise<TrackOutcome[]> {
+    try {
+      const { rows } = await this.options.database.query<{ position_in_batch: number; applied: boolean; used: number }>(
+        'SELECT position_in_batch, applied, used FROM entitlement_track_many($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6)',
+        [items.map((i) => i.accountId), items.map((i) => i.feature), items.map((i) => i.periodStart), items.map((i) => i.limit), items.map((i) => i.track), items[0]?.now ?? new Date(0)],
+      );
+      const outcomes: TrackOutcome[] = [];
+      for (const row of rows) outcomes[row.position_in_batch - 1] = { applied: row.applied, used: row.used };
+      if (outcomes.length !== items.length || outcomes.includes(undefined as unknown as TrackOutcome)) throw new Error('entitlement_track_many answered an incomplete batch');
+      return outcomes;
+    } catch (error) {
+      if (items.length === 1) return [{ error }];
+      // One bad request must not fail its neighbours: apply them one by one (in order), each on its own.
+      const outcomes: TrackOutcome[] = [];
+      for (const item of items) {
+        try {
+          const { rows } = await this.options.database.query<{ applied: boolean; used: number }>(
+            'SELECT applied, used FROM entitlement_count($1, $2, $3, $4, $5, $6)',
+            [item.accountId, item.feature, item.periodStart, item.track, item.limit, item.now],
+          );
+          outcomes.push({ applied: rows[0]?.applied ?? false, used: rows[0]?.used ?? 0 });
+        } catch (itemError) {
+          outcomes.push({ error: itemError });
+        }
+      }
+      return outcomes;
+    }
   }
 
   private async activeLeases(tx: Queryable, accountId: string, feature: string, now: Date): Promise<number> {

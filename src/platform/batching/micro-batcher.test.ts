@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { MicroBatcher } from './micro-batcher.js';
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
+describe('MicroBatcher', () => {
+  it('sends what is submitted in one turn as one batch, in order, and answers each item its own result', async () => {
+    const batches: number[][] = [];
+    const batcher = new MicroBatcher<number, number>(async (items) => {
+      batches.push([...items]);
+      return items.map((item) => item * 10);
+    }, { maxBatch: 100, maxConcurrent: 1 });
+    const results = await Promise.all([1, 2, 3].map((item) => batcher.submit(item)));
+    expect(results).toEqual([10, 20, 30]);
+    expect(batches).toEqual([[1, 2, 3]]);
+  });
+
+  it('holds items while maxConcurrent batches run, then sends them together, at most maxBatch at a time', async () => {
+    const gate = deferred();
+    const batches: string[][] = [];
+    const batcher = new MicroBatcher<string, string>(async (items) => {
+      batches.push([...items]);
+      if (items[0] === 'first') await gate.promise;
+      return items.map((item) => item.toUpperCase());
+    }, { maxBatch: 2, maxConcurrent: 1 });
+    const first = batcher.submit('first');
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = ['a', 'b', 'c'].map((item) => batcher.submit(item));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches).toEqual([['first']]); // the others wait for the running batch
+    gate.resolve();
+    expect(await Promise.all([first, ...later])).toEqual(['FIRST', 'A', 'B', 'C']);
+    expect(batches).toEqual([['first'], ['a', 'b'], ['c']]);
+  });
+
+  it('rejects every item of a failed batch and goes on with the next', async () => {
+    let calls = 0;
+    const batcher = new MicroBatcher<number, number>(async (items) => {
+      calls += 1;
+      if (calls === 1) throw new Error('boom');
+      return [...items];
+    }, { maxBatch: 10, maxConcurrent: 1 });
+    const failed = await Promise.allSettled([batcher.submit(1), batcher.submit(2)]);
+    expect(failed.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+    expect(await batcher.submit(3)).toBe(3);
+  });
+
+  it('rejects a batch whose run answers the wrong number of results', async () => {
+    const batcher = new MicroBatcher<number, number>(async () => [1], { maxBatch: 10, maxConcurrent: 1 });
+    const outcomes = await Promise.allSettled([batcher.submit(1), batcher.submit(2)]);
+    expect(outcomes.every((outcome) => outcome.status === 'rejected')).toBe(true);
+  });
+});
