@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,9 @@ import { asSystem } from '../../src/platform/database/access.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { verifyAuditChain } from '../../src/modules/audit/audit.verify.js';
 import { LicenseKeyError, readLicenseSigningKey } from '../../src/modules/licenses/license-keys.js';
+import { loadConfig } from '../../src/config/config.js';
+import { resolveDevelopmentSecrets } from '../../src/config/development-secrets.js';
+import { createDependencies } from '../../src/dependencies.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 
 const RATE_LIMITS = JSON.stringify({ 'admin.ip': { limit: 1_000, windowSeconds: 3600 } });
@@ -232,7 +235,12 @@ describe('licence keys from LICENSE_PRIVATE_KEY_PATH', () => {
     expect(read).toThrow(file);
   });
 
-  it('refuses to start when the key file is missing', async () => {
-    await expect(createTestApp({ env: { LICENSE_PRIVATE_KEY_PATH: '/nonexistent/license.pem' } })).rejects.toThrow(/cannot be read \(ENOENT\)/);
+  it('refuses to start when the key file is missing, before opening anything', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-license-start-'));
+    folders.push(dataDir);
+    const { config } = resolveDevelopmentSecrets(loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, LICENSE_PRIVATE_KEY_PATH: '/nonexistent/license.pem' }));
+    await expect(createDependencies(config)).rejects.toThrow(/LICENSE_PRIVATE_KEY_PATH \/nonexistent\/license.pem: cannot be read \(ENOENT\)/);
+    // The embedded database was never created.
+    expect(readdirSync(dataDir)).toEqual([]);
   });
 });
