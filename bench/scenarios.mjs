@@ -26,7 +26,7 @@
 // units/s against `perSecondTarget` when given. A request's `body` may be a function
 // returning a fresh body for every request (e.g. new idempotency keys each time).
 import { randomBytes } from 'node:crypto';
-import { createAccountWithApiKey, setAccountPlan } from './lib/bulwark-setup.mjs';
+import { createAccountWithApiKey, grantCredits, setAccountPlan } from './lib/bulwark-setup.mjs';
 
 const JSON_TYPE = /^application\/json\b/;
 const HEALTH_REQUEST = { method: 'GET', path: '/health', headers: {} };
@@ -130,6 +130,35 @@ function isWholeBatchAccepted(body) {
   const parsed = parseJson(body);
   if (!parsed) return 'not JSON';
   if (parsed.accepted !== USAGE_BATCH || parsed.duplicates !== 0) return `expected {accepted: ${USAGE_BATCH}, duplicates: 0}`;
+  return true;
+}
+
+/** The shared ENTERPRISE account, funded once with 1,000,000 credits for the gate (one more operator request). */
+let fundedEnterpriseAccount;
+function sharedFundedEnterpriseAccount(context) {
+  fundedEnterpriseAccount ??= (async () => {
+    const fixtures = await sharedEnterpriseAccount(context);
+    await grantCredits(context.server('bulwark'), context.secretsOf('bulwark').adminToken, fixtures.accountId, 1_000_000);
+    context.log(`setup: 1,000,000 credits granted to ${fixtures.accountId} for the gate`);
+    return fixtures;
+  })();
+  return fundedEnterpriseAccount;
+}
+
+const gateKeyPrefix = `gate-${randomBytes(6).toString('hex')}-`;
+let gateKeyCounter = 0;
+function gateBody() {
+  gateKeyCounter += 1;
+  const key = `${gateKeyPrefix}${gateKeyCounter}`;
+  return JSON.stringify({ feature: 'api_calls_per_day', track: 1, credits: { jobId: key, jobType: 'bench', amount: 1, idempotencyKey: key } });
+}
+
+function isGateAllowed(body) {
+  const parsed = parseJson(body);
+  if (!parsed) return 'not JSON';
+  if (parsed.allowed !== true) return `allowed is not true (reason ${parsed.reason})`;
+  if (parsed.reservation?.status !== 'held' || parsed.reservation.amount !== 1) return 'no held reservation of 1 credit';
+  if (parsed.entitlement?.limit !== null) return 'the entitlement is not the unlimited ENTERPRISE one';
   return true;
 }
 
@@ -266,5 +295,30 @@ export const scenarios = [
         "account's daily event count (one row per account and day, locked to commit: concurrent batches of one account " +
         'take turns there) for the anomaly rule.',
     ],
+  },
+  {
+    // Issue 5 item 7: the gate (entitlement with track + credit hold in one transaction) as a ratio to /health.
+    id: 'gate',
+    title: 'POST /api/gate with track and credits (X-API-Key)',
+    connections: 100,
+    reference: { system: 'bulwark', label: 'Bulwark GET /health', request: HEALTH_REQUEST, expect: HEALTH_EXPECT },
+    target: {
+      system: 'bulwark',
+      label: 'Bulwark POST /api/gate',
+      request: ({ apiKey }) => ({ method: 'POST', path: '/api/gate', headers: { 'x-api-key': apiKey, 'content-type': 'application/json' }, body: gateBody }),
+      expect: { status: 200, contentType: JSON_TYPE, body: isGateAllowed },
+      units: ALLOWED_UNITS,
+    },
+    setup: sharedFundedEnterpriseAccount,
+    notes: [
+      'Both requests go to the same Bulwark process at 100 connections: the reference is GET /health, the target POST /api/gate ' +
+        '`{"feature":"api_calls_per_day","track":1,"credits":{"jobId":k,"jobType":"bench","amount":1,"idempotencyKey":k}}` with a fresh ' +
+        'key k for every request, so every gate tracks one unit and holds one new credit.',
+      ENTERPRISE_SETUP_NOTE + ' The gate scenario grants that account 1,000,000 credits first (POST /api/admin/accounts/:id/credits).',
+      'Each target request authenticates the key, applies the per-plan machine limit (none on ENTERPRISE) and runs one transaction on ' +
+        'the account: look up the idempotency key, add 1 to the day\'s counter (entitlement_count), then reserve 1 credit (credit_reserve): ' +
+        'every request takes the same counter row and the same grant row, so this is the one-hot-account worst case.',
+    ],
+    targetRatio: 0.2,
   },
 ];

@@ -18,8 +18,10 @@ import { effectivePlanId } from './modules/plans/exemptions.js';
 import { entitlementRoutes } from './modules/entitlements/entitlements.routes.js';
 import { usageRoutes } from './modules/usage/usage.routes.js';
 import { creditRoutes } from './modules/credits/credits.routes.js';
+import { jobTypeRateLimit } from './modules/credits/job-rate-limit.js';
 import { gateRoutes } from './modules/gate/gate.routes.js';
 import { GateService } from './modules/gate/gate.service.js';
+import { sandboxRoutes } from './modules/stripe/sandbox/sandbox.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
@@ -97,7 +99,8 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     const own = route.onRequest ? [route.onRequest].flat() : [];
     const edge = [
       ...(route.config?.auth ? [authenticate as onRequestHookHandler] : []),
-      ...(PROBE_PATHS.includes(route.url) ? [] : [generalLimit as onRequestHookHandler]),
+      // The sandbox's test controls (sandbox mode only) are driven by test suites in bulk.
+      ...(PROBE_PATHS.includes(route.url) || route.url.startsWith('/sandbox/') ? [] : [generalLimit as onRequestHookHandler]),
     ];
     route.onRequest = [...edge, ...own];
     const allow = route.config?.auth?.allow;
@@ -146,10 +149,16 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     userPolicy: 'entitlements.user',
   });
   await app.register(entitlementRoutes, { entitlements: deps.entitlements, rateLimit: machineLimit });
-  await app.register(creditRoutes, { service: deps.credits, rateLimit: machineLimit });
+  // RL-1: people spending credits on story and book jobs are also limited per user and job type.
+  const reserveJobLimit = jobTypeRateLimit(deps.rateLimiting.limiter, (request) => (request.body as { jobType?: string } | undefined)?.jobType);
+  const gateJobLimit = jobTypeRateLimit(deps.rateLimiting.limiter, (request) => (request.body as { credits?: { jobType?: string } } | undefined)?.credits?.jobType);
+  await app.register(creditRoutes, { service: deps.credits, rateLimit: machineLimit, jobRateLimit: reserveJobLimit });
   await app.register(gateRoutes, {
     service: new GateService({ database: deps.database, clock: deps.clock, entitlements: deps.entitlements, credits: deps.credits }),
-    rateLimit: machineLimit,
+    rateLimit: async (request, reply) => {
+      await machineLimit(request, reply);
+      await gateJobLimit(request, reply);
+    },
   });
   await app.register(usageRoutes, {
     service: new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys }),
@@ -171,6 +180,9 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   await app.register(apiKeyRoutes, { service: deps.apiKeyModule.service });
   await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
+  if (config.stripe.mode === 'sandbox' && deps.stripeSandboxUrl !== undefined) {
+    await app.register(sandboxRoutes, { sandboxUrl: deps.stripeSandboxUrl, timeoutMs: config.stripe.timeoutMs });
+  }
 
   app.addHook('preClose', async () => {
     idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
@@ -179,6 +191,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     clearInterval(idleSweep);
     await deps.scheduler.stop();
+    await deps.stripeSandbox?.close();
     await deps.apiKeyModule.close();
     await deps.accounts.close();
     await deps.plans.close();

@@ -34,6 +34,9 @@ import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rat
 import { Alerter, AuthFailureDetector } from './modules/audit/alerts.js';
 import { SecurityEvents } from './modules/audit/security-events.js';
 import { readLicenseSigningKey, type LicenseSigningKey } from './modules/licenses/license-keys.js';
+import { createStripeGateway, type StripeGateway } from './modules/stripe/gateway.js';
+import { sandboxHealth, startInProcessSandbox } from './modules/stripe/sandbox/in-process.js';
+import type { StripeSandbox } from './modules/stripe/sandbox/sandbox-server.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -66,6 +69,12 @@ export interface Dependencies {
   readonly credits: CreditsService;
   /** The licence signing key (LIC-1), read at start-up. */
   readonly licenseKey: LicenseSigningKey;
+  /** Every Stripe call goes through this (the local sandbox in sandbox mode). */
+  readonly stripe: StripeGateway;
+  /** The sandbox running inside this process (STRIPE_MODE=sandbox, STRIPE_SANDBOX_START); close() with the app. */
+  readonly stripeSandbox: StripeSandbox | undefined;
+  /** In sandbox mode, where the sandbox answers (its control routes back /sandbox/*). */
+  readonly stripeSandboxUrl: string | undefined;
 }
 
 export interface DependencyOverrides {
@@ -75,6 +84,7 @@ export interface DependencyOverrides {
   readonly readinessChecks?: readonly ReadinessCheck[];
   readonly mailer?: Mailer;
   readonly apiKeys?: ApiKeyVerifierPort;
+  readonly stripe?: StripeGateway;
 }
 
 /**
@@ -135,9 +145,20 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   scheduler.register(pruneJobRunsJob());
   scheduler.register(usageRetentionJob());
 
+  const stripeSandbox =
+    config.stripe.mode === 'sandbox' && config.stripe.sandbox === 'in-process' && !overrides.stripe
+      ? await startInProcessSandbox(config, logger, clock)
+      : undefined;
+  const stripeConfig = stripeSandbox ? { ...config.stripe, apiUrl: stripeSandbox.url } : config.stripe;
+  const stripeSandboxUrl = config.stripe.mode === 'sandbox' ? stripeConfig.apiUrl : undefined;
+  const checkTimeoutMs = config.readiness.checkTimeoutMs;
   const readinessChecks = overrides.readinessChecks ?? [
     databaseCheck(database),
-    stripeCheck(config.stripe, config.readiness.checkTimeoutMs),
+    stripeCheck(
+      config.stripe,
+      checkTimeoutMs,
+      stripeSandboxUrl !== undefined && config.stripe.sandbox !== 'none' ? () => sandboxHealth(stripeSandboxUrl, checkTimeoutMs) : undefined,
+    ),
     diskCheck(config.dataDir, config.readiness.minFreeDiskBytes),
   ];
 
@@ -226,6 +247,9 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     entitlements,
     credits,
     licenseKey,
+    stripe: overrides.stripe ?? createStripeGateway(stripeConfig),
+    stripeSandbox,
+    stripeSandboxUrl,
     errorReporter,
     scheduler,
     readinessChecks,

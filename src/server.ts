@@ -3,6 +3,7 @@ import { resolveDevelopmentSecrets } from './config/development-secrets.js';
 import { createDependencies } from './dependencies.js';
 import { buildApp } from './app.js';
 import { installGracefulShutdown } from './platform/shutdown.js';
+import { connectSandbox } from './modules/stripe/sandbox/in-process.js';
 
 /** Process entry: loadConfig -> createDependencies -> buildApp -> listen; graceful close on signals. */
 async function main(): Promise<void> {
@@ -44,6 +45,11 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  if (deps.stripeSandbox) {
+    // Hosted pages and webhooks need an address a browser and the sandbox can reach.
+    const reachable = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
+    connectSandbox(deps.stripeSandbox, config, `http://${reachable}:${port}`);
+  }
   logger.info(
     { url: `http://${host}:${port}`, database: config.database.kind, stripeMode: config.stripe.mode, env: config.env },
     `Bulwark listening on http://${host}:${port}`,

@@ -73,3 +73,11 @@ export async function setAccountPlan(server, adminToken, accountId, plan) {
   }
   return updated.account;
 }
+
+/** Grants credits as an operator would: POST /api/admin/accounts/:id/credits `{amount, source: "admin"}`. */
+export async function grantCredits(server, adminToken, accountId, amount) {
+  const path = `/api/admin/accounts/${encodeURIComponent(accountId)}/credits`;
+  const granted = await adminPost(server, adminToken, path, { amount, source: 'admin' }, 201);
+  if (granted?.grant?.amount !== amount) throw new Error(`setup: POST ${path} did not answer {grant: {amount: ${amount}, ...}}`);
+  return granted.grant;
+}

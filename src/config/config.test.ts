@@ -139,6 +139,7 @@ describe('production lockdown (CFG-2)', () => {
     ['the Stripe key is not a Stripe key', { STRIPE_SECRET_KEY: 'pk_live_abcdef' }, /is not a Stripe secret or restricted key/],
     ['the Stripe sandbox is asked for', { STRIPE_MODE: 'sandbox' }, /^STRIPE_MODE=sandbox is for development/],
     ['the webhook secret is missing', { STRIPE_WEBHOOK_SECRET: '' }, /^STRIPE_WEBHOOK_SECRET is missing$/],
+    ['the Stripe API URL is plain HTTP', { STRIPE_API_URL: 'http://stripe-proxy.internal' }, /^STRIPE_API_URL must be an https/],
     ['CORS has a wildcard', { CORS_ORIGINS: '*' }, /^CORS_ORIGINS contains a wildcard/],
     ['CORS has a wildcard subdomain', { CORS_ORIGINS: 'https://*.example.com' }, /^CORS_ORIGINS contains a wildcard/],
     ['ALLOWED_HOSTS is empty', { ALLOWED_HOSTS: '' }, /^ALLOWED_HOSTS is empty/],

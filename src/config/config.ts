@@ -104,7 +104,12 @@ const environmentSchema = z.object({
   STRIPE_MODE: z.enum(['sandbox', 'test', 'live']).optional(),
   STRIPE_SECRET_KEY: optionalSecret,
   STRIPE_WEBHOOK_SECRET: commaList.default([]),
-  STRIPE_SANDBOX_PORT: integer(1, 65535).default(12111),
+  STRIPE_SANDBOX_PORT: integer(0, 65535).default(12111),
+  STRIPE_SANDBOX_START: booleanString.optional(),
+  STRIPE_SANDBOX_WEBHOOK_URL: z.url().optional(),
+  STRIPE_API_URL: z.url().optional(),
+  STRIPE_TIMEOUT_MS: integer(100, 120_000).default(10_000),
+  STRIPE_MAX_NETWORK_RETRIES: integer(0, 10).default(2),
 
   CORS_ORIGINS: commaList.default([]),
   ALLOWED_HOSTS: commaList.optional(),
@@ -222,6 +227,17 @@ export interface Config {
     readonly secretKey: string | undefined;
     readonly webhookSecrets: readonly string[];
     readonly sandboxPort: number;
+    /**
+     * In sandbox mode, where the sandbox runs: inside this process, elsewhere (STRIPE_API_URL
+     * points at it), or nowhere (the default under NODE_ENV=test, where tests start their own).
+     */
+    readonly sandbox: 'in-process' | 'external' | 'none';
+    /** Where the in-process sandbox delivers events; undefined = this service's POST /api/webhooks/stripe. */
+    readonly sandboxWebhookUrl: string | undefined;
+    /** Where the Stripe client points: undefined = Stripe's API; in sandbox mode the sandbox's port by default. */
+    readonly apiUrl: string | undefined;
+    readonly timeoutMs: number;
+    readonly maxNetworkRetries: number;
   };
   readonly http: {
     readonly corsOrigins: readonly string[];
@@ -382,6 +398,13 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       secretKey: raw.STRIPE_SECRET_KEY,
       webhookSecrets: raw.STRIPE_WEBHOOK_SECRET,
       sandboxPort: raw.STRIPE_SANDBOX_PORT,
+      sandbox: raw.STRIPE_SANDBOX_START === undefined ? (raw.NODE_ENV === 'test' ? 'none' : 'in-process') : raw.STRIPE_SANDBOX_START ? 'in-process' : 'external',
+      sandboxWebhookUrl: raw.STRIPE_SANDBOX_WEBHOOK_URL,
+      apiUrl:
+        raw.STRIPE_API_URL ??
+        ((raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox')) === 'sandbox' ? `http://127.0.0.1:${raw.STRIPE_SANDBOX_PORT}` : undefined),
+      timeoutMs: raw.STRIPE_TIMEOUT_MS,
+      maxNetworkRetries: raw.STRIPE_MAX_NETWORK_RETRIES,
     },
     http: {
       corsOrigins: raw.CORS_ORIGINS,

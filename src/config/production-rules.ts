@@ -45,6 +45,9 @@ function stripeProblems(stripe: Config['stripe']): string[] {
     }
   }
   if (stripe.webhookSecrets.length === 0) problems.push('STRIPE_WEBHOOK_SECRET is missing');
+  if (stripe.mode !== 'sandbox' && stripe.apiUrl !== undefined && !stripe.apiUrl.startsWith('https://')) {
+    problems.push('STRIPE_API_URL must be an https:// URL in production');
+  }
   return problems;
 }
 

@@ -38,6 +38,7 @@ describeWithPostgres('a process killed between reserve and confirm (CRD-6)', () 
         JOBS_ENABLED: String(jobs),
         CREDIT_RESERVATION_TTL_SECONDS: '3',
         CREDIT_SWEEP_INTERVAL_SECONDS: '1',
+        STRIPE_SANDBOX_START: 'false', // no Stripe here: two instances must not compete for the sandbox's port
       },
     });
     processes.push(server);

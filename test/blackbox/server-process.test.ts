@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, describeWithPostgres, type ScratchDatabase } from '../helpers/postgres.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { gatewayFor } from '../stripe/helpers.js';
 
 /**
  * The service as `npm start` runs it: the compiled dist/server.js in its own process,
@@ -27,14 +28,21 @@ function start(cwd: string, env: Record<string, string>): Promise<ServerProcess>
   return startServerProcess({ cwd, env, entry: 'dist' });
 }
 
+/** The in-process sandbox's Stripe API, from its start-up log line (its port is ephemeral here). */
+function sandboxUrlOf(started: ServerProcess): string {
+  const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"Stripe sandbox listening"/.exec(started.output());
+  if (!match?.[1]) throw new Error(`no sandbox URL in the log:\n${started.output()}`);
+  return match[1];
+}
+
 describe('npm start on a fresh machine', () => {
   let cwd: string;
   let started: ServerProcess;
 
   beforeAll(async () => {
     cwd = mkdtempSync(path.join(tmpdir(), 'bulwark-fresh-'));
-    // No configuration at all, except an ephemeral port so tests never collide.
-    started = await start(cwd, { PORT: '0' });
+    // No configuration at all, except ephemeral ports (service and sandbox) so tests never collide.
+    started = await start(cwd, { PORT: '0', STRIPE_SANDBOX_PORT: '0' });
   }, 60_000);
 
   afterAll(async () => {
@@ -50,7 +58,8 @@ describe('npm start on a fresh machine', () => {
     expect(health.headers.get('x-frame-options')).toBe('DENY');
     const ready = await fetch(`${started.url}/ready`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: 'ok', checks: { database: 'ok', disk: 'ok' } });
+    // The Stripe sandbox runs inside the process and answers its health check.
+    expect(await ready.json()).toEqual({ status: 'ok', checks: { database: 'ok', stripe: 'ok', disk: 'ok' } });
   });
 
   it('keeps its data and generated secrets under ./data, the secrets readable by the owner only', () => {
@@ -60,10 +69,47 @@ describe('npm start on a fresh machine', () => {
     expect(started.output()).not.toMatch(/[0-9a-f]{64}/);
   });
 
+  let sandboxState: { customer: string; session: string } | undefined;
+
+  it('runs the Stripe sandbox: the official client talks to its port, the hosted page and pay route are on the service port', async () => {
+    const gateway = gatewayFor(sandboxUrlOf(started));
+    const customer = await gateway.createCustomer('acct_restart', { email: 'restart@example.com' });
+    const product = await gateway.ensureProduct({ id: 'bulwark_plan_RESTART', name: 'Restart' });
+    const price = await gateway.ensurePrice({ lookupKey: 'restart_month', productId: product.id, unitAmount: 1200, currency: 'eur', recurring: { interval: 'month' } });
+    const session = await gateway.createCheckoutSession('chk_restart', { mode: 'subscription', customer: customer.id, line_items: [{ price: price.id }], success_url: 'http://localhost:3000/done' });
+    expect(session.url).toBe(`${started.url}/sandbox/checkout/${session.id}`);
+    const page = await fetch(session.url as string);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('12.00 EUR');
+    const paid = await fetch(`${started.url}/sandbox/checkout/${session.id}/pay`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ card: '4242 4242 4242 4242' }),
+    });
+    expect(await paid.json()).toMatchObject({ status: 'complete', outcome: 'succeeded' });
+    sandboxState = { customer: customer.id, session: session.id };
+  });
+
   it('shuts down cleanly on SIGTERM with exit code 0', async () => {
     started.child.kill('SIGTERM');
     expect(await started.exited).toBe(0);
     expect(started.output()).toContain('shutdown complete');
+  });
+
+  it('keeps the sandbox state across a restart of the service', async () => {
+    if (!sandboxState) throw new Error('the sandbox test above did not run');
+    const again = await start(cwd, { PORT: '0', STRIPE_SANDBOX_PORT: '0' });
+    try {
+      const gateway = gatewayFor(sandboxUrlOf(again));
+      expect(await gateway.retrieveCustomer(sandboxState.customer)).toMatchObject({ id: sandboxState.customer, email: 'restart@example.com' });
+      const completed = await gateway.retrieveCheckoutSession(sandboxState.session);
+      expect(completed.status).toBe('complete');
+      expect((await gateway.retrieveSubscription(completed.subscription as string)).status).toBe('active');
+      expect(statSync(path.join(cwd, 'data/stripe-sandbox.json')).mode & 0o777).toBe(0o600);
+    } finally {
+      again.child.kill('SIGTERM');
+      await again.exited;
+    }
   });
 });
 

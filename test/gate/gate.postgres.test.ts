@@ -95,4 +95,32 @@ describeWithPostgres('the gate under concurrency on PostgreSQL, across two insta
     expect(await first().deps.credits.balance(account)).toMatchObject({ balance: 0, held: 50 });
     expect(await verifyCreditLedger(first().deps.database, { accountId: account })).toMatchObject({ valid: true });
   });
+
+  it('twenty concurrent retries of one gate (same key) hold once and track once', async () => {
+    const account = await lastTenUnitsAndFiftyCredits();
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, index) =>
+        (gates[index % 2] as GateService).pass(account, {
+          feature: 'api_calls_per_day',
+          track: 1,
+          credits: { jobId: 'the-job', jobType: 'render', amount: 5, idempotencyKey: 'the-key' },
+        }),
+      ),
+    );
+    expect(answers.every((answer) => answer.allowed)).toBe(true);
+    expect(new Set(answers.map((answer) => answer.reservation?.id)).size).toBe(1);
+    expect(await used(account)).toBe(91);
+    expect(await first().deps.credits.balance(account)).toMatchObject({ balance: 45, held: 5 });
+  });
+
+  it('fails only the bad gate of a batch: one for an account that does not exist errors, its neighbours pass', async () => {
+    const account = await lastTenUnitsAndFiftyCredits();
+    const gate = gates[0] as GateService;
+    const body = (key: string) => ({ feature: 'api_calls_per_day', track: 1, credits: { jobId: key, jobType: 'render', amount: 5, idempotencyKey: key } });
+    // Submitted in the same turn, so they travel in one batch.
+    const outcomes = await Promise.allSettled([gate.pass(account, body('a')), gate.pass('acct_does_not_exist', body('b')), gate.pass(account, body('c'))]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await used(account)).toBe(92);
+    expect(await first().deps.credits.balance(account)).toMatchObject({ balance: 40, held: 10 });
+  });
 });

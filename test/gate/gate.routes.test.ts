@@ -138,9 +138,10 @@ describe('POST /api/gate rate limited', () => {
     const id = created.json().account.id as string;
     await testApp.app.inject({ method: 'POST', url: `/api/admin/accounts/${id}/credits`, headers: admin, payload: { amount: 100_000, source: 'admin' } });
     const key = { 'x-api-key': (await testApp.app.inject({ method: 'POST', url: `/api/admin/accounts/${id}/keys`, headers: admin, payload: {} })).json().secret };
-    const plan = await testApp.deps.plans.planFor('FREE');
-    const limit = plan.requestsPerMinute ?? 0;
-    expect(limit).toBeGreaterThan(0);
+    // The FREE plan's machine limit cut to 5 requests a minute through the operator route, so the test stays short.
+    const changed = await testApp.app.inject({ method: 'PUT', url: '/api/admin/plans/FREE', headers: admin, payload: { requestsPerMinute: 5 } });
+    expect(changed.statusCode, changed.body).toBe(200);
+    const limit = 5;
     const answers = [];
     for (let index = 0; index <= limit; index += 1) {
       answers.push(await testApp.app.inject({ method: 'POST', url: '/api/gate', headers: key, payload: { feature: 'team_members', credits: { jobId: `j${index}`, jobType: 'render', amount: 1, idempotencyKey: `k${index}` } } }));
@@ -151,5 +152,52 @@ describe('POST /api/gate rate limited', () => {
     expect(last?.json()).toEqual({ allowed: false, reason: 'RATE_LIMITED', entitlement: null });
     expect(Number(last?.headers['retry-after'])).toBeGreaterThan(0);
     expect(await testApp.deps.credits.balance(id)).toMatchObject({ held: limit });
+  });
+});
+
+describe('RL-1 job-type limits for people spending credits', () => {
+  let testApp: TestApp;
+  beforeAll(async () => {
+    testApp = await createTestApp({ clock: new ManualClock('2026-06-01T00:00:00Z'), env: { SIGNUP_BONUS_CREDITS: '1000' } });
+  });
+  afterAll(async () => testApp.close());
+
+  async function person(email: string): Promise<Record<string, string>> {
+    const signup = await testApp.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: 'a sturdy passphrase 42' } });
+    expect(signup.statusCode, signup.body).toBe(201);
+    return { authorization: `Bearer ${signup.json().accessToken}` };
+  }
+
+  it('allows a person 5 story reserves a minute (the 6th is 429 and holds nothing) and 3 book reserves, separately', async () => {
+    const user = await person('stories@example.com');
+    const reserve = (jobType: string, index: number) =>
+      testApp.app.inject({ method: 'POST', url: '/api/credits/reservations', headers: user, payload: { jobId: `${jobType}-${index}`, jobType, units: 1, idempotencyKey: `${jobType}-${index}` } });
+    const stories = [];
+    for (let index = 0; index < 6; index += 1) stories.push((await reserve('story', index)).statusCode);
+    expect(stories).toEqual([201, 201, 201, 201, 201, 429]);
+    const books = [];
+    for (let index = 0; index < 4; index += 1) books.push((await reserve('book', index)).statusCode);
+    expect(books).toEqual([201, 201, 201, 429]);
+    const credits = await testApp.app.inject({ method: 'GET', url: '/api/credits', headers: user });
+    // 5 stories at 5 credits and 3 one-page books at 2: nothing for the refused ones.
+    expect(credits.json()).toMatchObject({ held: 5 * 5 + 3 * 2 });
+  });
+
+  it('answers the gate RATE_LIMITED past the person\u2019s story limit, holding and tracking nothing', async () => {
+    const user = await person('gates@example.com');
+    const answers = [];
+    for (let index = 0; index < 6; index += 1) {
+      const response = await testApp.app.inject({
+        method: 'POST',
+        url: '/api/gate',
+        headers: user,
+        payload: { feature: 'api_calls_per_day', track: 1, credits: { jobId: `s${index}`, jobType: 'story', units: 1, idempotencyKey: `s${index}` } },
+      });
+      answers.push(response.json());
+    }
+    expect(answers.slice(0, 5).every((answer) => answer.allowed === true)).toBe(true);
+    expect(answers[5]).toEqual({ allowed: false, reason: 'RATE_LIMITED', entitlement: null });
+    const check = await testApp.app.inject({ method: 'POST', url: '/api/entitlements/check', headers: user, payload: { feature: 'api_calls_per_day' } });
+    expect(check.json()).toMatchObject({ used: 5 });
   });
 });

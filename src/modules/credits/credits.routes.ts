@@ -14,6 +14,8 @@ export interface CreditRouteOptions {
    * route; optional so that tests can leave it out.
    */
   readonly rateLimit?: preHandlerHookHandler;
+  /** RL-1's per-user job-type limits for the reserve route (jobTypeRateLimit), after rateLimit. */
+  readonly jobRateLimit?: preHandlerHookHandler;
 }
 
 const ACCOUNT: { auth: RouteAuth } = { auth: { allow: ['user', 'apiKey', 'service'] } };
@@ -118,7 +120,7 @@ export async function creditRoutes(fastify: FastifyInstance, options: CreditRout
     '/api/credits/reservations',
     {
       config: ACCOUNT,
-      preHandler,
+      preHandler: options.jobRateLimit ? [...preHandler, options.jobRateLimit] : preHandler,
       schema: {
         tags: ['credits'],
         summary: 'Hold credits for a job: 201 when held now, 200 when the idempotency key already reserved (nothing more held)',

@@ -7,7 +7,7 @@ import { sqlStateOf, SqlState, type Database, type Queryable } from '../../platf
 import { newId } from '../../platform/ids.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { JobPricingPort } from '../plans/plan-features.js';
-import { allocate, spendingOrder, type Allocation } from './allocation.js';
+import { spendingOrder } from './allocation.js';
 import { InsufficientCreditsError } from './credits.errors.js';
 
 /**
@@ -80,9 +80,6 @@ export interface PreparedReserve {
   readonly hash: string;
 }
 
-/** claimReservation's answer: the key is now ours (id, expiresAt), or it had reserved before. */
-export type ReservationClaim = { readonly id: string; readonly expiresAt: Date } | { readonly replayed: ReservationView };
-
 export interface ReserveResult {
   readonly reservation: ReservationView;
   /** True when the idempotency key had already reserved: nothing more was held. */
@@ -146,7 +143,7 @@ interface GrantRow {
   created_at: Date;
 }
 
-interface ReservationRow {
+export interface ReservationRow {
   id: string;
   job_id: string;
   job_type: string;
@@ -177,7 +174,7 @@ function grantView(row: GrantRow): GrantView {
   return { id: row.id, source: row.source, amount: row.amount, remaining: row.remaining, expiresAt: row.expires_at?.toISOString() ?? null };
 }
 
-function reservationView(row: ReservationRow): ReservationView {
+export function reservationView(row: Omit<ReservationRow, 'request_hash'>): ReservationView {
   return { id: row.id, jobId: row.job_id, jobType: row.job_type, amount: row.amount, status: row.status, expiresAt: row.expires_at.toISOString() };
 }
 
@@ -295,17 +292,18 @@ export class CreditsService {
    */
   async reserve(accountId: string, input: ReserveInput): Promise<ReserveResult> {
     const request = await this.prepareReserve(input);
-    const now = this.options.clock.now();
-    return forAccount(this.options.database, accountId, async (tx) => {
-      const claim = await this.claimReservation(tx, accountId, request, now);
-      if ('replayed' in claim) return { reservation: claim.replayed, replayed: true };
-      return { reservation: await this.holdReservation(tx, accountId, request, claim, now), replayed: false };
-    });
+    try {
+      // One statement in its own transaction: locks are held only while PostgreSQL runs it.
+      return await this.reserveIn(this.options.database, accountId, request, this.options.clock.now());
+    } catch (error) {
+      if (sqlStateOf(error) === SqlState.insufficientCredits) throw new InsufficientCreditsError();
+      throw error;
+    }
   }
 
   /**
    * Validates a reserve request and prices it (CRD-4): 400 naming the field for anything
-   * that is not a sound request, before any transaction opens.
+   * that is not a sound request, before anything touches the database.
    */
   async prepareReserve(input: ReserveInput): Promise<PreparedReserve> {
     const jobId = requireText(input.jobId, 'jobId', 128);
@@ -316,61 +314,23 @@ export class CreditsService {
     return { jobId, jobType, idempotencyKey, cost, hash };
   }
 
-  /**
-   * The first half of a reserve, inside the caller's transaction acting for the account:
-   * claims the idempotency key (the reservation row itself). A concurrent reserve with the
-   * same key waits here for the first to commit or roll back. A key already used for the
-   * same request answers its reservation (`replayed`); for another request, 422.
-   */
-  async claimReservation(tx: Queryable, accountId: string, request: PreparedReserve, now: Date): Promise<ReservationClaim> {
-    const id = newId('reservation');
-    const expiresAt = new Date(now.getTime() + (this.options.reservationTtlMs ?? RESERVATION_TTL_MS));
-    const claimed = await tx.query(
-      `INSERT INTO credit_reservations (id, account_id, job_id, job_type, amount, status, idempotency_key, request_hash, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9)
-       ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id`,
-      [id, accountId, request.jobId, request.jobType, request.cost, request.idempotencyKey, request.hash, now, expiresAt],
-    );
-    if (claimed.rowCount > 0) return { id, expiresAt };
-    const { rows } = await tx.query<ReservationRow>(
-      `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
-       WHERE account_id = $1 AND idempotency_key = $2`,
-      [accountId, request.idempotencyKey],
-    );
-    const previous = rows[0];
-    if (!previous || previous.request_hash !== request.hash) {
-      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
-    }
-    return { replayed: reservationView(previous) };
+  /** When a hold made now expires (CRD-6). */
+  reservationExpiry(now: Date): Date {
+    return new Date(now.getTime() + (this.options.reservationTtlMs ?? RESERVATION_TTL_MS));
   }
 
-  /**
-   * The second half: locks the account's usable grants (FOR UPDATE, in id order), takes the
-   * cost from the soonest-expiring first and holds it. Throws InsufficientCreditsError when
-   * the credits are short, which must roll the caller's whole transaction back (the claimed
-   * key too, so that a retry after a top-up works).
-   */
-  async holdReservation(
-    tx: Queryable,
-    accountId: string,
-    request: PreparedReserve,
-    claim: { readonly id: string; readonly expiresAt: Date },
-    now: Date,
-  ): Promise<ReservationView> {
-    const { rows: grants } = await tx.query<GrantRow>(
-      `SELECT id, source, amount, remaining, expires_at, created_at FROM credit_grants
-       WHERE account_id = $1 AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)
-       ORDER BY id FOR UPDATE`,
-      [accountId, now],
+  async reserveIn(tx: Queryable, accountId: string, request: PreparedReserve, now: Date): Promise<ReserveResult> {
+    const expiresAt = this.reservationExpiry(now);
+    const { rows } = await tx.query<ReservationRow & { outcome: 'held' | 'replayed' }>(
+      'SELECT outcome, id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+      [accountId, newId('reservation'), request.jobId, request.jobType, request.cost, request.idempotencyKey, request.hash, now, expiresAt],
     );
-    const result = allocate(
-      grants.map((grant) => ({ id: grant.id, remaining: grant.remaining, expiresAt: grant.expires_at, createdAt: grant.created_at })),
-      request.cost,
-      now,
-    );
-    if ('insufficient' in result) throw new InsufficientCreditsError();
-    await this.hold(tx, accountId, claim.id, result.allocations, now);
-    return { id: claim.id, jobId: request.jobId, jobType: request.jobType, amount: request.cost, status: 'held', expiresAt: claim.expiresAt.toISOString() };
+    const row = rows[0];
+    if (!row) throw new Error('credit_reserve answered no row');
+    if (row.outcome === 'replayed' && row.request_hash !== request.hash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
+    }
+    return { reservation: reservationView(row), replayed: row.outcome === 'replayed' };
   }
 
   /** Turns a hold into spend (CRD-2). Confirming again answers the same; a released reservation is 409. */
@@ -582,32 +542,16 @@ export class CreditsService {
     return row;
   }
 
-  private async hold(tx: Queryable, accountId: string, reservationId: string, allocations: readonly Allocation[], now: Date): Promise<void> {
-    const grantIds = allocations.map((allocation) => allocation.grantId);
-    const amounts = allocations.map((allocation) => allocation.amount);
-    const updated = await tx.query(
-      `UPDATE credit_grants AS g SET remaining = g.remaining - a.amount
-       FROM unnest($1::text[], $2::bigint[]) AS a(id, amount)
-       WHERE g.id = a.id AND g.account_id = $3`,
-      [grantIds, amounts, accountId],
-    );
-    if (updated.rowCount !== allocations.length) throw new Error('a locked grant could not be decremented');
-    await tx.query(
-      `INSERT INTO credit_reservation_allocations (reservation_id, grant_id, account_id, amount)
-       SELECT $1, a.id, $3, a.amount FROM unnest($2::text[], $4::bigint[]) AS a(id, amount)`,
-      [reservationId, grantIds, accountId, amounts],
-    );
-    await writeLedger(tx, accountId, 'hold', allocations.map((a) => ({ grantId: a.grantId, amount: -a.amount })), reservationId, now);
-  }
-
   /**
-   * Confirm or release, under the reservation's row lock (CRD-2, CRD-3): the reservation is
-   * found by id AND account, so a foreign or unknown one is 404 and nothing changes.
+   * Confirm or release in one statement (credit_settle, migration 0012), under the
+   * reservation's row lock (CRD-2, CRD-3): found by id AND account, so a foreign or unknown
+   * one is 404 and nothing changes; amounts come from the database only.
    *
    * A release returns each allocation to the grant it came from, even when that grant has
    * expired in the meantime: the credits are then not spendable (balance counts only
    * unexpired grants) and the expiry write-off takes them later, so the ledger still adds up.
-   * A held reservation past its expiresAt can still be confirmed until the sweeper releases it.
+   * A held reservation past its expiresAt can still be confirmed until the sweeper releases
+   * it; the sweeper passes `sweep` so that the expiry is re-checked under the lock.
    */
   private async settle(
     accountId: string,
@@ -615,42 +559,21 @@ export class CreditsService {
     target: 'confirmed' | 'released',
     sweep?: { readonly onlyIfExpiredAt: Date },
   ): Promise<ReservationView> {
-    const now = this.options.clock.now();
-    return forAccount(this.options.database, accountId, async (tx) => {
-      const { rows } = await tx.query<ReservationRow>(
-        `SELECT id, job_id, job_type, amount, status, request_hash, expires_at FROM credit_reservations
-         WHERE id = $1 AND account_id = $2 FOR UPDATE`,
-        [reservationId, accountId],
-      );
-      const reservation = rows[0];
-      if (!reservation) throw new AppError('NOT_FOUND', 'Not found');
-      if (reservation.status === target) return reservationView(reservation);
-      if (reservation.status !== 'held') {
+    const { rows } = await this.options.database.query<Omit<ReservationRow, 'request_hash'> & { outcome: string }>(
+      'SELECT outcome, id, job_id, job_type, amount, status, expires_at FROM credit_settle($1, $2, $3, $4, $5)',
+      [accountId, reservationId, target, this.options.clock.now(), sweep?.onlyIfExpiredAt ?? null],
+    );
+    const row = rows[0];
+    switch (row?.outcome) {
+      case 'settled':
+      case 'unchanged':
+        return reservationView(row);
+      case 'conflict':
         throw new AppError('CONFLICT', target === 'confirmed' ? 'The reservation was released' : 'The reservation was confirmed');
-      }
-      // The sweeper re-checks the expiry under the lock: what it read before may be stale.
-      if (sweep && reservation.expires_at.getTime() > sweep.onlyIfExpiredAt.getTime()) {
+      case 'not_expired':
         throw new AppError('CONFLICT', 'The reservation has not expired');
-      }
-      const { rows: allocations } = await tx.query<{ grant_id: string; amount: number }>(
-        'SELECT grant_id, amount FROM credit_reservation_allocations WHERE reservation_id = $1 AND account_id = $2 ORDER BY grant_id',
-        [reservationId, accountId],
-      );
-      if (target === 'released') {
-        // Same lock order as reserve (grant id), so a release and a reserve cannot deadlock.
-        await tx.query('SELECT id FROM credit_grants WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [allocations.map((a) => a.grant_id)]);
-        await tx.query(
-          `UPDATE credit_grants AS g SET remaining = g.remaining + a.amount
-           FROM unnest($1::text[], $2::bigint[]) AS a(id, amount)
-           WHERE g.id = a.id AND g.account_id = $3`,
-          [allocations.map((a) => a.grant_id), allocations.map((a) => a.amount), accountId],
-        );
-      }
-      const kind = target === 'confirmed' ? 'spend' : 'release';
-      const sign = target === 'confirmed' ? -1 : 1;
-      await writeLedger(tx, accountId, kind, allocations.map((a) => ({ grantId: a.grant_id, amount: sign * a.amount })), reservationId, now);
-      await tx.query('UPDATE credit_reservations SET status = $2, settled_at = $3 WHERE id = $1', [reservationId, target, now]);
-      return reservationView({ ...reservation, status: target });
-    });
+      default:
+        throw new AppError('NOT_FOUND', 'Not found');
+    }
   }
 }

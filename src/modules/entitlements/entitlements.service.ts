@@ -43,7 +43,11 @@ function requestHash(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(body)).digest('hex');
 }
 
-type CountedFeature = Extract<Feature, { kind: 'static' | 'metered' }>;
+export type CountedFeature = Extract<Feature, { kind: 'static' | 'metered' }>;
+
+export function isCounted(feature: Feature | undefined): feature is CountedFeature {
+  return feature?.kind === 'static' || feature?.kind === 'metered';
+}
 
 interface CounterKey {
   readonly accountId: string;
@@ -63,13 +67,13 @@ type TrackOutcome = { readonly applied: boolean; readonly used: number } | { rea
 const BATCH_LIMITS = { maxBatch: 500, maxConcurrent: 4 } as const;
 
 /** Metered features count from the start of their UTC day or month; static limits from the epoch (they never reset). */
-function countedPeriod(feature: CountedFeature, now: Date): { periodStart: Date; resetsAt: Date | undefined } {
+export function countedPeriod(feature: CountedFeature, now: Date): { periodStart: Date; resetsAt: Date | undefined } {
   if (feature.kind === 'static') return { periodStart: STATIC_PERIOD_START, resetsAt: undefined };
   const period = periodOf(feature.period, now);
   return { periodStart: period.start, resetsAt: period.resetsAt };
 }
 
-function countedAnswer(
+export function countedAnswer(
   name: string,
   feature: CountedFeature,
   resetsAt: Date | undefined,
@@ -119,7 +123,7 @@ export class EntitlementsService {
     // The hot path needs no transaction: a counted feature is one statement (one round
     // trip) that sets the account context itself (entitlement_count, migration 0008), and
     // boolean or unknown features need no database at all.
-    if (!idempotent && (feature?.kind === 'static' || feature?.kind === 'metered')) {
+    if (!idempotent && isCounted(feature)) {
       return this.countedBatched(accountId, input.feature, feature, input.track, now);
     }
     if (!idempotent && feature?.kind !== 'concurrency') {

@@ -1,9 +1,11 @@
+import { AppError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { forAccount } from '../../platform/database/access.js';
-import type { Database } from '../../platform/database/database.js';
-import { InsufficientCreditsError } from '../credits/credits.errors.js';
-import type { CreditsService, ReservationView, ReserveInput } from '../credits/credits.service.js';
-import type { EntitlementAnswer, EntitlementsService } from '../entitlements/entitlements.service.js';
+import { sqlStateOf, SqlState, type Database } from '../../platform/database/database.js';
+import { MicroBatcher } from '../../platform/batching/micro-batcher.js';
+import { newId } from '../../platform/ids.js';
+import { reservationView, type CreditsService, type PreparedReserve, type ReservationRow, type ReservationView, type ReserveInput } from '../credits/credits.service.js';
+import { countedAnswer, countedPeriod, isCounted, type CountedFeature, type EntitlementAnswer, type EntitlementsService } from '../entitlements/entitlements.service.js';
 
 /** Why a gate said no. RATE_LIMITED is decided by the route, before the service runs. */
 export type GateReason = 'RATE_LIMITED' | 'NOT_ENTITLED' | 'LIMIT_REACHED' | 'INSUFFICIENT_CREDITS';
@@ -29,68 +31,124 @@ export interface GateServiceOptions {
   readonly credits: CreditsService;
 }
 
-/** A denial found inside the gate's transaction: thrown to roll everything back, then answered. */
-class GateDenial extends Error {
-  constructor(
-    readonly reason: GateReason,
-    readonly entitlement: EntitlementAnswer,
-  ) {
-    super(reason);
-  }
-}
-
 /** An unknown feature, a disabled boolean or a limit of 0 is not part of the plan; a used-up limit is reached. */
 export function denialReason(answer: EntitlementAnswer): GateReason {
   if (answer.kind === null || answer.kind === 'boolean' || answer.limit === 0) return 'NOT_ENTITLED';
   return 'LIMIT_REACHED';
 }
 
+/** gate_pass's row: the outcome, the counter, and the reservation's columns (null when there is none). */
+type GateRow = { outcome: 'allowed' | 'limit' | 'insufficient' | 'replayed' | 'error'; applied: boolean | null; used: number | null; error_code?: string | null } & {
+  [K in keyof ReservationRow]: ReservationRow[K] | null;
+};
+
+/** One counted gate waiting for its batch. */
+interface GateItem {
+  readonly accountId: string;
+  readonly feature: string;
+  readonly periodStart: Date;
+  readonly track: number | null;
+  readonly limit: number | null;
+  readonly request: PreparedReserve | undefined;
+}
+
 /**
- * The gate (issue 5 item 7): the hot path of a paid action in one call. In ONE transaction
- * acting for the account: claim the reservation's idempotency key, check the entitlement
- * (recording `track` units only if they fit), then hold the credits. Any denial rolls the
- * whole transaction back, so a refused gate changes nothing: at the limit no credits are
- * held, with credits short no usage is recorded.
+ * The gate (issue 5 item 7): the hot path of a paid action in one call, all or nothing.
  *
- * Lock order, the same in every path so that nothing deadlocks: the reservation's key,
- * then the usage counter row, then the account's grants in id order (plain reserves take
- * only the key and the grants; tracked checks only the counter).
+ * For a counted feature (static or metered) it is gate_pass (migration 0013): look up a
+ * retried idempotency key, check and track the entitlement, reserve the credits; a denial
+ * after the track rolls the track back. Concurrent gates are coalesced (MicroBatcher)
+ * into one gate_pass_many statement and one commit, each in its own subtransaction, so
+ * locks are held only while PostgreSQL runs the batch and one hot account is not limited
+ * to one commit per gate. Boolean, unknown and concurrency features record nothing, so their
+ * gate is a read of the entitlement followed by the reserve's one statement.
  *
  * A retry with the same credits.idempotencyKey answers the first reservation and records
- * nothing again (the key is claimed before anything is tracked).
+ * nothing again (also when two attempts race: the loser's track is rolled back).
  */
 export class GateService {
-  constructor(private readonly options: GateServiceOptions) {}
+  private readonly batches: MicroBatcher<GateItem, GateRow>;
+
+  constructor(private readonly options: GateServiceOptions) {
+    this.batches = new MicroBatcher((items) => this.passMany(items), { maxBatch: 200, maxConcurrent: 4 });
+  }
 
   async pass(accountId: string, input: GateInput): Promise<GateAnswer> {
     const { entitlements, credits } = this.options;
-    // 400s (bad amounts, unknown shapes) before any transaction.
+    // 400s (bad amounts, unknown shapes) before anything touches the database.
     const request = input.credits ? await credits.prepareReserve(input.credits) : undefined;
     const feature = await entitlements.featureOf(accountId, input.feature);
     const now = this.options.clock.now();
+    if (isCounted(feature)) return this.passCounted(accountId, input, feature, request, now);
+
+    const entitlement = await forAccount(this.options.database, accountId, (tx) => entitlements.answer(tx, accountId, input.feature, feature, undefined, now));
+    if (!entitlement.allowed) return { allowed: false, reason: denialReason(entitlement), entitlement };
+    if (!request) return { allowed: true, entitlement };
     try {
-      return await forAccount(this.options.database, accountId, async (tx): Promise<GateAnswer> => {
-        const claim = request ? await credits.claimReservation(tx, accountId, request, now) : undefined;
-        if (claim && 'replayed' in claim) {
-          const entitlement = await entitlements.answer(tx, accountId, input.feature, feature, undefined, now);
-          return { allowed: true, entitlement, reservation: claim.replayed };
-        }
-        const entitlement = await entitlements.answer(tx, accountId, input.feature, feature, input.track, now);
-        if (!entitlement.allowed) throw new GateDenial(denialReason(entitlement), entitlement);
-        if (!request || !claim) return { allowed: true, entitlement };
-        const reservation = await credits.holdReservation(tx, accountId, request, claim, now);
-        return { allowed: true, entitlement, reservation };
-      });
+      const { reservation } = await credits.reserveIn(this.options.database, accountId, request, now);
+      return { allowed: true, entitlement, reservation };
     } catch (error) {
-      if (error instanceof GateDenial) return { allowed: false, reason: error.reason, entitlement: error.entitlement };
-      if (error instanceof InsufficientCreditsError) {
-        // Rolled back, the tracked units too: report the entitlement as it now stands.
-        const entitlement = await forAccount(this.options.database, accountId, (tx) =>
-          entitlements.answer(tx, accountId, input.feature, feature, undefined, now),
-        );
-        return { allowed: false, reason: 'INSUFFICIENT_CREDITS', entitlement };
-      }
+      if (sqlStateOf(error) === SqlState.insufficientCredits) return { allowed: false, reason: 'INSUFFICIENT_CREDITS', entitlement };
       throw error;
     }
+  }
+
+  private async passCounted(
+    accountId: string,
+    input: GateInput,
+    feature: CountedFeature,
+    request: PreparedReserve | undefined,
+    now: Date,
+  ): Promise<GateAnswer> {
+    const { periodStart, resetsAt } = countedPeriod(feature, now);
+    const row = await this.batches.submit({ accountId, feature: input.feature, periodStart, track: input.track ?? null, limit: feature.limit, request });
+    const answerWith = (track: number | undefined) => countedAnswer(input.feature, feature, resetsAt, track, row.applied ?? false, row.used ?? 0);
+    switch (row.outcome) {
+      case 'error':
+        throw new Error(`gate_pass failed for this request (SQLSTATE ${row.error_code ?? 'unknown'})`);
+      case 'allowed': {
+        const entitlement = answerWith(input.track);
+        return row.id ? { allowed: true, entitlement, reservation: reservationView(row as ReservationRow) } : { allowed: true, entitlement };
+      }
+      case 'limit': {
+        const entitlement = answerWith(input.track);
+        return { allowed: false, reason: denialReason(entitlement), entitlement };
+      }
+      case 'insufficient':
+        return { allowed: false, reason: 'INSUFFICIENT_CREDITS', entitlement: answerWith(undefined) };
+      case 'replayed': {
+        if (row.request_hash !== request?.hash) throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request');
+        const entitlement = await this.options.entitlements.check(accountId, { feature: input.feature });
+        return { allowed: true, entitlement, reservation: reservationView(row as ReservationRow) };
+      }
+    }
+  }
+
+  private async passMany(items: readonly GateItem[]): Promise<GateRow[]> {
+    const now = this.options.clock.now();
+    const column = <T>(pick: (item: GateItem) => T) => items.map(pick);
+    const { rows } = await this.options.database.query<GateRow & { position_in_batch: number; error_code: string | null }>(
+      `SELECT position_in_batch, outcome, applied, used, id, job_id, job_type, amount, status, request_hash, expires_at, error_code
+       FROM gate_pass_many($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6, $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13)`,
+      [
+        column((item) => item.accountId),
+        column((item) => item.feature),
+        column((item) => item.periodStart),
+        column((item) => item.track),
+        column((item) => item.limit),
+        now,
+        column((item) => (item.request ? newId('reservation') : null)),
+        column((item) => item.request?.jobId ?? null),
+        column((item) => item.request?.jobType ?? null),
+        column((item) => item.request?.cost ?? null),
+        column((item) => item.request?.idempotencyKey ?? null),
+        column((item) => item.request?.hash ?? null),
+        this.options.credits.reservationExpiry(now),
+      ],
+    );
+    const answers: GateRow[] = [];
+    for (const row of rows) answers[row.position_in_batch - 1] = row;
+    if (answers.length !== items.length || answers.includes(undefined as unknown as GateRow)) throw new Error('gate_pass_many answered an incomplete batch');
+    return answers;
   }
 }

@@ -43,6 +43,8 @@ export const SqlState = {
   serializationFailure: '40001',
   deadlockDetected: '40P01',
   queryCanceled: '57014',
+  /** Raised by credit_reserve (migration 0012) when the usable grants cannot cover a hold. */
+  insufficientCredits: 'BW402',
 } as const;
 
 export function sqlStateOf(error: unknown): string | undefined {
