@@ -1,5 +1,5 @@
 // Copies non-TypeScript assets the compiled service reads at run time (SQL migrations) into dist/.
-import { cpSync, mkdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync } from 'node:fs';
 
 const assets = [
   ['src/platform/database/migrations', 'dist/platform/database/migrations'],
@@ -9,3 +9,6 @@ for (const [from, to] of assets) {
   mkdirSync(to, { recursive: true });
   cpSync(from, to, { recursive: true });
 }
+
+// The operator command line is the package's bin (`npx bulwark`): it must be executable.
+if (existsSync('dist/cli/main.js')) chmodSync('dist/cli/main.js', 0o755);

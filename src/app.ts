@@ -24,6 +24,8 @@ import { GateService } from './modules/gate/gate.service.js';
 import { sandboxRoutes } from './modules/stripe/sandbox/sandbox.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
+import { licenseRoutes } from './modules/licenses/licenses.routes.js';
+import { LicensesService } from './modules/licenses/licenses.service.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
 import { registerJsonBodyParser } from './platform/http/json-body.js';
 import { generateRequestId } from './platform/http/request-id.js';
@@ -162,6 +164,18 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     service: new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys }),
     limiter: deps.rateLimiting.limiter,
     machineRateLimit: machineLimit,
+  });
+  await app.register(licenseRoutes, {
+    service: new LicensesService({
+      database: deps.database,
+      clock: deps.clock,
+      key: deps.licenseKey,
+      plans: deps.plans,
+      exemptions: deps.exemptions,
+      validityDays: config.license.validityDays,
+    }),
+    // Keys by their plan (RL-5); the operator as on every operator route (RL-1 admin.ip).
+    rateLimits: [machineLimit, rateLimit(deps.rateLimiting.limiter, 'admin.ip', (request) => (request.principal?.kind === 'admin' ? byIp(request) : undefined))],
   });
   await app.register(apiKeyRoutes, { service: deps.apiKeyModule.service });
   await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });

@@ -33,6 +33,7 @@ import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
 import { Alerter, AuthFailureDetector } from './modules/audit/alerts.js';
 import { SecurityEvents } from './modules/audit/security-events.js';
+import { readLicenseSigningKey, type LicenseSigningKey } from './modules/licenses/license-keys.js';
 import { createStripeGateway, type StripeGateway } from './modules/stripe/gateway.js';
 import { sandboxHealth, startInProcessSandbox } from './modules/stripe/sandbox/in-process.js';
 import type { StripeSandbox } from './modules/stripe/sandbox/sandbox-server.js';
@@ -66,6 +67,8 @@ export interface Dependencies {
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
   readonly credits: CreditsService;
+  /** The licence signing key (LIC-1), read at start-up. */
+  readonly licenseKey: LicenseSigningKey;
   /** Every Stripe call goes through this (the local sandbox in sandbox mode). */
   readonly stripe: StripeGateway;
   /** The sandbox running inside this process (STRIPE_MODE=sandbox, STRIPE_SANDBOX_START); close() with the app. */
@@ -89,13 +92,13 @@ export interface DependencyOverrides {
  * application role, which row-level security applies to. On PostgreSQL the migration
  * uses its own one-connection pool and the service's pool sets the role at connection
  * start-up; on PGlite's single connection the session switches role after migrating.
+ * The operator command line opens its database the same way.
  */
-async function openMigratedDatabase(
+export async function openMigratedDatabase(
   config: Config,
   given: Database | undefined,
-  logger: Logger,
+  onPoolError: (error: Error) => void,
 ): Promise<{ database: Database; migration: MigrationReport }> {
-  const onPoolError = (error: Error) => logger.error({ err: error }, 'database pool error');
   if (!given && config.database.kind === 'postgres') {
     const migrator = createPostgresDatabase({ ...config.database, poolMax: 1 }, { onPoolError });
     let migration: MigrationReport;
@@ -124,8 +127,12 @@ async function openMigratedDatabase(
 export async function createDependencies(config: Config, overrides: DependencyOverrides = {}): Promise<Dependencies> {
   const logger = overrides.logger ?? createLogger(config);
   const clock = overrides.clock ?? systemClock;
+  // Before any I/O: a missing or unusable licence key stops start-up here.
+  const licenseKey = readLicenseSigningKey(config.license);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const { database, migration } = await openMigratedDatabase(config, overrides.database, logger);
+  const { database, migration } = await openMigratedDatabase(config, overrides.database, (error) =>
+    logger.error({ err: error }, 'database pool error'),
+  );
   if (migration.applied.length > 0) logger.info({ applied: migration.applied }, 'database migrated');
   const plans = createPlanCatalogue({ databaseConfig: config.database, database, logger: logger.child({ component: 'plans' }) });
   const seeded = await seedCatalogue(database, clock, { planCatalogue: plans });
@@ -245,6 +252,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
+    licenseKey,
     stripe: overrides.stripe ?? createStripeGateway(stripeConfig),
     stripeSandbox,
     stripeSandboxUrl,

@@ -17,6 +17,7 @@ function validProduction(): Record<string, string> {
     ALLOWED_HOSTS: 'billing.example.com',
     DATABASE_URL: 'postgres://bulwark@db.internal:5432/bulwark',
     TRUST_PROXY: '10.0.0.0/8',
+    LICENSE_PRIVATE_KEY_PATH: '/run/secrets/license-private-key.pem',
   };
 }
 
@@ -107,9 +108,10 @@ describe('production lockdown (CFG-2)', () => {
         expect.stringContaining('ALLOWED_HOSTS is empty'),
         expect.stringContaining('DATABASE_URL is missing'),
         expect.stringContaining('SMTP_URL is missing'),
+        expect.stringContaining('LICENSE_PRIVATE_KEY_PATH is missing'),
       ]),
     );
-    expect(reasons).toHaveLength(9);
+    expect(reasons).toHaveLength(10);
   });
 
   const refusals: Array<[string, Record<string, string>, RegExp]> = [
@@ -126,6 +128,7 @@ describe('production lockdown (CFG-2)', () => {
     ['the admin token is one repeated character', { ADMIN_API_TOKEN: 'a'.repeat(64) }, /^ADMIN_API_TOKEN has too little variety/],
     ['the API key pepper is missing', { API_KEY_PEPPER: '' }, /^API_KEY_PEPPER is missing$/],
     ['the API key pepper is short', { API_KEY_PEPPER: 'short' }, /^API_KEY_PEPPER is shorter than 32 bytes$/],
+    ['there is no licence signing key (LIC-1)', { LICENSE_PRIVATE_KEY_PATH: '' }, /^LICENSE_PRIVATE_KEY_PATH is missing/],
     ['the service secret is short', { API_SHARED_SECRET: 's'.repeat(20), EXTERNAL_JWT_SECRET: 'e'.repeat(40) }, /^API_SHARED_SECRET is shorter/],
     ['a service secret has no identity provider', { API_SHARED_SECRET: 's'.repeat(40) }, /neither EXTERNAL_JWT_SECRET nor EXTERNAL_JWT_JWKS_URL/],
     ['the external JWT secret is short', { EXTERNAL_JWT_SECRET: 'e'.repeat(10) }, /^EXTERNAL_JWT_SECRET is shorter/],

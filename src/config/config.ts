@@ -83,6 +83,9 @@ const environmentSchema = z.object({
   EXTERNAL_JWT_ISSUER: z.string().min(1).optional(),
   EXTERNAL_JWT_AUDIENCE: z.string().min(1).optional(),
 
+  LICENSE_PRIVATE_KEY_PATH: z.string().min(1).optional(),
+  LICENSE_VALIDITY_DAYS: integer(1, 3_650).default(30),
+
   SIGNUP_BONUS_CREDITS: integer(0, 1_000_000).default(10),
   CREDIT_RESERVATION_TTL_SECONDS: integer(1, 7 * 24 * 3_600).default(15 * 60),
   CREDIT_SWEEP_INTERVAL_SECONDS: integer(1, 24 * 3_600).default(5 * 60),
@@ -121,9 +124,18 @@ const environmentSchema = z.object({
   READY_MIN_FREE_DISK_MB: integer(0, 10_000_000).default(100),
   READY_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
   JOBS_ENABLED: booleanString.default(true),
+  PG_BIN_DIR: z
+    .string()
+    .regex(/^\/[^\0\n\r]*$/, 'must be an absolute directory path')
+    .optional(),
 });
 
 export type RawEnvironment = z.infer<typeof environmentSchema>;
+
+/** The process environment, for callers that hand it on (the command line); this module stays its only reader. */
+export function environment(): Readonly<Record<string, string | undefined>> {
+  return process.env;
+}
 
 /** Every variable the service reads; .env.example documents each one (a test checks). */
 export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
@@ -194,6 +206,12 @@ export interface Config {
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
   readonly alertWebhookUrl: string | undefined;
   readonly usage: { readonly metadataKeys: readonly string[] };
+  /**
+   * Signed licences (LIC-1): the private key file (Ed25519 or RSA PEM) and how long a
+   * licence is valid. Outside production a development key is generated when no path is
+   * set: under DATA_DIR (development) or in memory as privateKeyPem (NODE_ENV=test).
+   */
+  readonly license: { readonly privateKeyPath: string | undefined; readonly privateKeyPem: string | undefined; readonly validityDays: number };
   /** Credits granted once at sign-up (CRD-7); 0 turns the bonus off. */
   readonly credits: {
     readonly signupBonusCredits: number;
@@ -233,6 +251,12 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly readiness: { readonly minFreeDiskBytes: number; readonly checkTimeoutMs: number };
   readonly jobsEnabled: boolean;
+  /**
+   * Where the operator command line finds pg_dump and pg_restore (OPS-8): PG_BIN_DIR, or
+   * else the directories of PATH (the one variable read outside the schema: it is handed
+   * to those programs as their only search path, never the rest of the environment).
+   */
+  readonly externalCommands: { readonly pgBinDir: string | undefined; readonly searchPath: string };
 }
 
 export class ConfigError extends Error {
@@ -358,6 +382,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM, outboxDir: path.join(dataDir, 'outbox') },
     alertWebhookUrl: raw.ALERT_WEBHOOK_URL,
     usage: { metadataKeys: raw.USAGE_METADATA_KEYS },
+    license: {
+      privateKeyPath: raw.LICENSE_PRIVATE_KEY_PATH === undefined ? undefined : path.resolve(raw.LICENSE_PRIVATE_KEY_PATH),
+      privateKeyPem: undefined,
+      validityDays: raw.LICENSE_VALIDITY_DAYS,
+    },
     credits: {
       signupBonusCredits: raw.SIGNUP_BONUS_CREDITS,
       reservationTtlSeconds: raw.CREDIT_RESERVATION_TTL_SECONDS,
@@ -392,6 +421,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       checkTimeoutMs: raw.READY_CHECK_TIMEOUT_MS,
     },
     jobsEnabled: raw.JOBS_ENABLED,
+    externalCommands: { pgBinDir: raw.PG_BIN_DIR, searchPath: environment.PATH ?? '/usr/local/bin:/usr/bin:/bin' },
   };
 
   if (isProduction) reasons.push(...productionProblems(config));

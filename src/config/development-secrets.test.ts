@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
-import { DEVELOPMENT_SECRETS_FILE, resolveDevelopmentSecrets } from './development-secrets.js';
+import { DEVELOPMENT_LICENSE_KEY_FILE, DEVELOPMENT_SECRETS_FILE, resolveDevelopmentSecrets } from './development-secrets.js';
+import { readLicenseSigningKey } from '../modules/licenses/license-keys.js';
 
 const folders: string[] = [];
 function tempDataDir(): string {
@@ -36,6 +37,22 @@ describe('development secrets', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ adminApiToken: first.config.secrets.adminApiToken });
   });
 
+  it('generates a development Ed25519 licence key under DATA_DIR (0600) when LICENSE_PRIVATE_KEY_PATH is unset, and keeps it', () => {
+    const dataDir = tempDataDir();
+    const first = resolveDevelopmentSecrets(loadConfig({ DATA_DIR: dataDir }));
+    const file = path.join(dataDir, DEVELOPMENT_LICENSE_KEY_FILE);
+    expect(first.config.license.privateKeyPath).toBe(file);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const key = readLicenseSigningKey(first.config.license);
+    expect(key.publicKey.algorithm).toBe('EdDSA');
+    const second = resolveDevelopmentSecrets(loadConfig({ DATA_DIR: dataDir }));
+    expect(readLicenseSigningKey(second.config.license).publicKey.keyId).toBe(key.publicKey.keyId);
+    // A configured path is used as it is, nothing generated.
+    const configured = resolveDevelopmentSecrets(loadConfig({ DATA_DIR: tempDataDir(), LICENSE_PRIVATE_KEY_PATH: file }));
+    expect(configured.config.license.privateKeyPath).toBe(file);
+    expect(configured.config.license.privateKeyPem).toBeUndefined();
+  });
+
   it('keeps secrets the environment sets and fills only the rest', () => {
     const dataDir = tempDataDir();
     const adminToken = 'ab'.repeat(32);
@@ -49,6 +66,7 @@ describe('development secrets', () => {
     const resolved = resolveDevelopmentSecrets(loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir }));
     expect(resolved.secretsFile).toBeUndefined();
     expect(resolved.config.secrets.adminApiToken).toMatch(/^[0-9a-f]{64}$/);
+    expect(readLicenseSigningKey(resolved.config.license).publicKey.algorithm).toBe('EdDSA');
     expect(() => statSync(dataDir)).toThrow();
   });
 });

@@ -2,8 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { deepFreeze, type Config } from './config.js';
+import { generateLicenseKeyPem } from '../modules/licenses/license-keys.js';
 
 export const DEVELOPMENT_SECRETS_FILE = 'secrets.json';
+/** The development licence signing key (Ed25519, PKCS#8 PEM) under DATA_DIR. */
+export const DEVELOPMENT_LICENSE_KEY_FILE = 'license-private-key.pem';
 
 interface StoredSecrets {
   jwtSecret: string;
@@ -58,6 +61,29 @@ function loadOrCreate(dataDir: string): { secrets: StoredSecrets; file: string; 
   return { secrets, file, created: !existed };
 }
 
+/** The development licence key file under dataDir, created (0600, in a 0700 folder) on first use. */
+function developmentLicenseKeyFile(dataDir: string): string {
+  const file = path.join(dataDir, DEVELOPMENT_LICENSE_KEY_FILE);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // 'wx': never overwrite a key that licences in the field may already be signed with.
+  if (!existsSync(file)) writeFileSync(file, generateLicenseKeyPem(), { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return file;
+}
+
+/**
+ * LIC-1 outside production: without LICENSE_PRIVATE_KEY_PATH, a development Ed25519 key
+ * under DATA_DIR (development) or in memory (test). Production has refused a missing path.
+ */
+function resolveLicenseKey(config: Config): Config['license'] {
+  if (config.isProduction || config.license.privateKeyPath !== undefined || config.license.privateKeyPem !== undefined) {
+    return config.license;
+  }
+  return config.env === 'test'
+    ? { ...config.license, privateKeyPem: generateLicenseKeyPem() }
+    : { ...config.license, privateKeyPath: developmentLicenseKeyFile(config.dataDir) };
+}
+
 export interface ResolvedSecrets {
   readonly config: Config;
   /** Where generated development secrets live, when they were used. */
@@ -72,13 +98,17 @@ export interface ResolvedSecrets {
  */
 export function resolveDevelopmentSecrets(config: Config): ResolvedSecrets {
   if (config.isProduction) return { config, secretsFile: undefined, created: false };
+  const license = resolveLicenseKey(config);
   const needed =
     config.secrets.jwt === undefined ||
     config.secrets.cookie === undefined ||
     config.secrets.adminApiToken === undefined ||
     config.secrets.apiKeyPepper === undefined ||
     config.stripe.webhookSecrets.length === 0;
-  if (!needed) return { config, secretsFile: undefined, created: false };
+  if (!needed) {
+    const withKey = license === config.license ? config : deepFreeze({ ...config, license });
+    return { config: withKey, secretsFile: undefined, created: false };
+  }
 
   const { secrets, file, created } =
     config.env === 'test'
@@ -87,6 +117,7 @@ export function resolveDevelopmentSecrets(config: Config): ResolvedSecrets {
 
   const resolved: Config = {
     ...config,
+    license,
     secrets: {
       ...config.secrets,
       jwt: config.secrets.jwt ?? { keyId: 'dev', secret: secrets.jwtSecret },

@@ -72,6 +72,9 @@ export function productionProblems(config: Config): string[] {
   });
   problems.push(...adminTokenProblems(config.secrets.adminApiToken));
   problems.push(...secretProblems('API_KEY_PEPPER', config.secrets.apiKeyPepper));
+  if (config.license.privateKeyPath === undefined) {
+    problems.push('LICENSE_PRIVATE_KEY_PATH is missing: licences must be signed with a key you keep (Ed25519 or RSA, PEM)');
+  }
   if (config.service.sharedSecret !== undefined) {
     problems.push(...secretProblems('API_SHARED_SECRET', config.service.sharedSecret));
     if (config.service.externalJwtSecret === undefined && config.service.externalJwksUrl === undefined) {

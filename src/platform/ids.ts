@@ -14,6 +14,7 @@ export const ID_PREFIX = {
   reset: 'pwr',
   audit: 'aud',
   lease: 'lse',
+  license: 'lic',
   instance: 'inst',
 } as const;
 

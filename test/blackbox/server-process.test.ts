@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -128,6 +128,7 @@ describe('production start-up refusal (CFG-2)', () => {
         '  - COOKIE_SECRET is missing',
         '  - ADMIN_API_TOKEN is missing',
         '  - API_KEY_PEPPER is missing',
+        expect.stringContaining('LICENSE_PRIVATE_KEY_PATH is missing'),
         expect.stringContaining('SMTP_URL is missing'),
         '  - STRIPE_SECRET_KEY is missing',
         '  - STRIPE_WEBHOOK_SECRET is missing',
@@ -175,5 +176,30 @@ describeWithPostgres('npm run migrate', () => {
     expect(first.stdout).toMatch(/^Applied migrations 1(, \d+)*; schema is at version \d+/);
     const second = await run(process.execPath, [migrateCommand], { env });
     expect(second.stdout).toMatch(/^Nothing to apply; schema is at version \d+/);
+  });
+});
+
+describeWithPostgres('npx bulwark (the built command line, CLI-1)', () => {
+  const bin = path.join(root, 'dist/cli/main.js');
+  let scratch: ScratchDatabase;
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+  });
+  afterAll(async () => scratch.drop());
+
+  it('is the package bin, executable, and runs a command from the process environment with exit codes 0 and 2', async () => {
+    const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    expect(manifest.bin.bulwark).toBe('dist/cli/main.js');
+    expect(statSync(bin).mode & 0o111).not.toBe(0);
+    const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DATABASE_URL: scratch.url };
+    // Run as a bin is run: the file itself, through its #! line.
+    const created = await run(bin, ['accounts', 'create', '--name', 'Built', '--json'], { env });
+    expect(JSON.parse(created.stdout)).toMatchObject({ account: { name: 'Built', plan: 'FREE' } });
+    const usage = await run(bin, ['accounts', 'create', '--bogus'], { env }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("Unknown option '--bogus'");
   });
 });

@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { diskCheck, stripeCheck, databaseCheck, type ReadinessCheck } from '../../src/modules/ops/readiness.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { createTestPglite } from '../helpers/pglite.js';
+import { generateLicenseKeyPem } from '../../src/modules/licenses/license-keys.js';
 
 const opened: TestApp[] = [];
 async function open(options: Parameters<typeof createTestApp>[0] = {}): Promise<TestApp> {
@@ -163,7 +167,11 @@ describe('logs (OPS-3)', () => {
 
 describe('production headers and the OpenAPI document', () => {
   it('adds HSTS preload in production', async () => {
-    const { app } = await open({
+    // Production needs a licence key file (LIC-1): one generated for this test.
+    const keyFolder = mkdtempSync(path.join(tmpdir(), 'bulwark-license-'));
+    const licenseKeyPath = path.join(keyFolder, 'license.pem');
+    writeFileSync(licenseKeyPath, generateLicenseKeyPem(), { mode: 0o600 });
+    const opening = open({
       env: {
         NODE_ENV: 'production',
         JWT_SECRET: 'j'.repeat(40),
@@ -178,9 +186,12 @@ describe('production headers and the OpenAPI document', () => {
         DATABASE_URL: 'postgres://unused@127.0.0.1:1/unused',
         TRUST_PROXY: '127.0.0.1',
         LOG_LEVEL: 'info',
+        LICENSE_PRIVATE_KEY_PATH: licenseKeyPath,
       },
       database: await createTestPglite(),
     });
+    // The key is read once at start-up.
+    const { app } = await opening.finally(() => rmSync(keyFolder, { recursive: true, force: true }));
     const response = await app.inject({
       method: 'GET',
       url: '/health',

@@ -172,7 +172,8 @@ const UserSchema = Type.Object({
   accountId: Type.String(),
 });
 
-const CreateBody = Type.Object({ plan: Type.Optional(Plan), email: Type.Optional(Email), name: Type.Optional(Name) });
+/** The operator create body; the command line validates with it too. */
+export const CreateAccountBody = Type.Object({ plan: Type.Optional(Plan), email: Type.Optional(Email), name: Type.Optional(Name) });
 const UpdateBody = Type.Object(
   {
     plan: Type.Optional(Plan),
@@ -197,7 +198,7 @@ export interface AdminAccountRouteOptions {
 export async function adminAccountRoutes(app: FastifyInstance, options: AdminAccountRouteOptions): Promise<void> {
   const { service } = options;
 
-  app.post<{ Body: Static<typeof CreateBody> }>(
+  app.post<{ Body: Static<typeof CreateAccountBody> }>(
     '/api/admin/accounts',
     {
       config: ADMIN,
@@ -207,7 +208,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: AdminAcc
       schema: {
         tags: ['admin'],
         summary: 'Create an account (and its owner when an email is given)',
-        body: CreateBody,
+        body: CreateAccountBody,
         response: { 201: Type.Object({ account: AccountSchema, user: Type.Union([UserSchema, Type.Null()]) }) },
       },
     },

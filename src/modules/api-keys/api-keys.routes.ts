@@ -31,7 +31,7 @@ export const IssuedApiKeySchema = Type.Object({
 });
 
 export const IssueKeyBody = Type.Object({ label: Type.Optional(Label) });
-const RotateKeyBody = Type.Object({
+export const RotateKeyBody = Type.Object({
   label: Type.Optional(Label),
   overlapSeconds: Type.Optional(
     Type.Integer({ minimum: 0, maximum: MAX_ROTATION_OVERLAP_SECONDS, description: 'How long the old key keeps working; default 86400' }),

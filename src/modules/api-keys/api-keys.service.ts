@@ -185,6 +185,13 @@ export class ApiKeyService {
     return issued;
   }
 
+  /** An operator rotates any key by id (the command line): the account is the key's own. */
+  async rotateById(keyId: string, input: { overlapSeconds?: number; label?: string | null }, actor: ActorContext): Promise<IssuedApiKey> {
+    const key = await asSystem(this.options.database, (tx) => lockApiKeyById(tx, keyId));
+    if (!key) throw new AppError('NOT_FOUND', 'API key not found');
+    return this.rotate(key.account_id, keyId, input, actor);
+  }
+
   private issueIn(scope: Scope, accountId: string, label: string | null, actor: ActorContext): Promise<IssuedApiKey> {
     return this.run(scope, accountId, async (tx) => {
       await this.lockLiveAccount(tx, accountId);

@@ -19,8 +19,16 @@ function wrap(target: PGlite | PgliteTransaction): Queryable {
  * a folder (or in memory with `memory://`). For development and single-process use only.
  */
 export async function createPgliteDatabase(dataDir: string): Promise<Database> {
+  return wrapPglite(await openPglite(dataDir));
+}
+
+/**
+ * The PGlite instance itself (backup and restore need its dumpDataDir / loadDataDir),
+ * opened as createPgliteDatabase opens it; `loadDataDir` fills a new folder from a dump.
+ */
+export async function openPglite(dataDir: string, loadDataDir?: Blob): Promise<PGlite> {
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return wrapPglite(await PGlite.create(dataDir, { parsers: { [types.INT8]: parseInt8 } }));
+  return PGlite.create(dataDir, { parsers: { [types.INT8]: parseInt8 }, ...(loadDataDir ? { loadDataDir } : {}) });
 }
 
 /** Our Database interface over an already created PGlite instance. */
