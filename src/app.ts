@@ -1,6 +1,13 @@
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyInstance, type onRequestHookHandler, type preValidationHookHandler } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type onRequestHookHandler,
+  type preValidationHookHandler,
+} from 'fastify';
 import { ABSOLUTE_BODY_LIMIT_BYTES } from './config/config.js';
 import type { Dependencies } from './dependencies.js';
 import { registerErrorHandling } from './errors/error-handler.js';
@@ -11,7 +18,9 @@ import { apiKeyRoutes } from './modules/api-keys/api-keys.routes.js';
 import { adminPrincipalGuard } from './modules/audit/admin-guard.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
-import { authenticationHook } from './modules/auth/authenticate.js';
+import { authenticationHook, type AuthenticationFailure } from './modules/auth/authenticate.js';
+import { AdminSessions } from './modules/auth/admin-sessions.js';
+import { adminSessionRoutes } from './modules/auth/admin-session.routes.js';
 import { generalRateLimit, limitFailedAuthentication, machineRateLimit, PROBE_PATHS, rateLimit } from './platform/rate-limit/hooks.js';
 import { planRoutes } from './modules/plans/plans.routes.js';
 import { effectivePlanId } from './modules/plans/exemptions.js';
@@ -71,27 +80,44 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   await app.register(cookie);
   const adminApiToken = config.secrets.adminApiToken;
   if (!adminApiToken) throw new Error('ADMIN_API_TOKEN must be resolved before building the app');
+  // KEY-5: failed authentications of any kind are counted (metrics), watched for bursts
+  // (AUD-3 alerts), audited and count against the general per-IP limit.
+  const onAuthenticationFailure = async (request: FastifyRequest, failure: AuthenticationFailure): Promise<void> => {
+    deps.authFailures.recordAuthFailure({ ip: request.ip, accountId: failure.accountId ?? null });
+    await deps.securityEvents.authenticationFailed(request, failure);
+    await limitFailedAuthentication(deps.rateLimiting.limiter, request);
+  };
+  // The operator dashboard's sessions (UI-1): the admin token exchanged for an HttpOnly cookie.
+  const adminSessions = new AdminSessions({
+    database: deps.database,
+    clock: deps.clock,
+    csrf: deps.csrf,
+    adminApiToken,
+    ttlSeconds: config.adminSession.ttlSeconds,
+    secureCookies: config.isProduction,
+  });
   const authenticate = authenticationHook({
     database: deps.database,
     clock: deps.clock,
     accessTokens: deps.accessTokens,
     csrf: deps.csrf,
     adminApiToken,
+    adminSessions,
     apiKeys: deps.apiKeys,
     accounts: deps.accounts,
     serviceSharedSecret: config.service.sharedSecret,
     externalIdentities: deps.externalIdentities,
     metrics: deps.metrics,
-    // KEY-5: failed authentications of any kind are counted (metrics, above), watched for
-    // bursts (AUD-3 alerts) and count against the general per-IP limit.
-    onFailure: async (request, failure) => {
-      deps.authFailures.recordAuthFailure({ ip: request.ip, accountId: failure.accountId ?? null });
-      await deps.securityEvents.authenticationFailed(request, failure);
-      await limitFailedAuthentication(deps.rateLimiting.limiter, request);
-    },
+    onFailure: onAuthenticationFailure,
   });
-  // Operator routes: 10 an hour per IP by default (RL-1).
-  const adminLimit = rateLimit(deps.rateLimiting.limiter, 'admin.ip', byIp);
+  // Operator routes: 10 an hour per IP by default (RL-1); the dashboard's session requests
+  // have their own allowance (admin_session.ip), its sign-in counts under admin.ip.
+  const adminTokenLimit = rateLimit(deps.rateLimiting.limiter, 'admin.ip', byIp);
+  const adminSessionLimit = rateLimit(deps.rateLimiting.limiter, 'admin_session.ip', byIp);
+  const adminLimit = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const principal = request.principal;
+    await (principal?.kind === 'admin' && principal.sessionId !== undefined ? adminSessionLimit : adminTokenLimit)(request, reply);
+  };
   // Route-level hooks rather than global ones, so that probes and public routes pay for
   // none of this: authentication first (routes that declare config.auth), then the
   // general limit (every route but the probes), then the route's own hooks.
@@ -175,9 +201,17 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
       validityDays: config.license.validityDays,
     }),
     // Keys by their plan (RL-5); the operator as on every operator route (RL-1 admin.ip).
-    rateLimits: [machineLimit, rateLimit(deps.rateLimiting.limiter, 'admin.ip', (request) => (request.principal?.kind === 'admin' ? byIp(request) : undefined))],
+    rateLimits: [machineLimit, async (request, reply) => (request.principal?.kind === 'admin' ? adminLimit(request, reply) : undefined)],
   });
   await app.register(apiKeyRoutes, { service: deps.apiKeyModule.service });
+  await app.register(adminSessionRoutes, {
+    sessions: adminSessions,
+    signInRateLimit: adminTokenLimit,
+    onFailure: async (request) => {
+      deps.metrics.authentications.inc({ credential: 'admin', outcome: 'UNAUTHENTICATED' });
+      await onAuthenticationFailure(request, { credential: 'admin', code: 'UNAUTHENTICATED' });
+    },
+  });
   await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
   if (config.stripe.mode === 'sandbox' && deps.stripeSandboxUrl !== undefined) {

@@ -73,6 +73,7 @@ const environmentSchema = z.object({
   COOKIE_SECRET: optionalSecret,
   COOKIE_PREVIOUS_SECRETS: commaList.default([]),
   ADMIN_API_TOKEN: optionalSecret,
+  ADMIN_SESSION_TTL_SECONDS: integer(60, 12 * 3_600).default(30 * 60),
   API_KEY_PEPPER: optionalSecret,
   JWT_ISSUER: z.string().min(1).max(200).default('bulwark'),
   JWT_AUDIENCE: z.string().min(1).max(200).default('bulwark'),
@@ -194,6 +195,8 @@ export interface Config {
     readonly adminApiToken: string | undefined;
     readonly apiKeyPepper: string | undefined;
   };
+  /** The operator dashboard's session (UI-1): the admin token exchanged for an HttpOnly cookie that lasts this long. */
+  readonly adminSession: { readonly ttlSeconds: number };
   readonly jwt: { readonly issuer: string; readonly audience: string };
   /** Trusted back-end callers acting for a user of an external identity provider (KEY-4, AUTH-7). */
   readonly service: {
@@ -371,6 +374,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       adminApiToken: raw.ADMIN_API_TOKEN,
       apiKeyPepper: raw.API_KEY_PEPPER,
     },
+    adminSession: { ttlSeconds: raw.ADMIN_SESSION_TTL_SECONDS },
     jwt: { issuer: raw.JWT_ISSUER, audience: raw.JWT_AUDIENCE },
     service: {
       sharedSecret: raw.API_SHARED_SECRET,

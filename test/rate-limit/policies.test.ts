@@ -30,6 +30,8 @@ const RL_1: Record<string, [number, number, string]> = {
   'balance_read.user': [30, MINUTE, 'user'],
   'webhooks.ip': [100, MINUTE, 'ip'],
   'admin.ip': [10, HOUR, 'ip'],
+  // Beyond RL-1: the operator dashboard's session requests (signing in counts under admin.ip).
+  'admin_session.ip': [1_200, HOUR, 'ip'],
 };
 
 describe('rate-limit policies (RL-1, RL-5)', () => {

@@ -12,6 +12,7 @@ import type { ExternalIdentities } from './external-identities.js';
 import type { Principal } from './principal.js';
 import { loadPrincipalState } from './sessions.repository.js';
 import type { AccountSnapshots } from '../accounts/account-snapshots.js';
+import { ADMIN_SESSION_COOKIE, type AdminSessions } from './admin-sessions.js';
 
 /** Verifies account API keys (X-API-Key); implemented by the api-keys module. */
 export interface ApiKeyVerifierPort {
@@ -24,6 +25,8 @@ export interface AuthenticationOptions {
   readonly accessTokens: AccessTokens;
   readonly csrf: CsrfTokens;
   readonly adminApiToken: string;
+  /** The operator dashboard's session cookies (UI-1); undefined = only the Bearer admin token. */
+  readonly adminSessions?: AdminSessions;
   readonly apiKeys: ApiKeyVerifierPort | undefined;
   /** Account status for key and service callers, cached with change notifications. */
   readonly accounts: AccountSnapshots;
@@ -36,7 +39,7 @@ export interface AuthenticationOptions {
 }
 
 export interface AuthenticationFailure {
-  readonly credential: 'none' | 'cookie' | 'bearer' | 'api_key' | 'service' | 'admin' | 'ambiguous';
+  readonly credential: 'none' | 'cookie' | 'bearer' | 'api_key' | 'service' | 'admin' | 'admin_session' | 'ambiguous';
   readonly code: 'UNAUTHENTICATED' | 'ACCOUNT_SUSPENDED' | 'FORBIDDEN' | 'AMBIGUOUS_CREDENTIALS' | 'CSRF_FAILED';
   /** The account the credential claimed, when it named one. */
   readonly accountId?: string;
@@ -94,6 +97,12 @@ export function authenticationHook(options: AuthenticationOptions): (request: Fa
           fail('cookie', 'CSRF_FAILED', 'Missing or invalid CSRF token', principal.accountId);
         }
       }
+      // The dashboard's session cookie is sent by the browser on its own: unsafe requests prove their origin too.
+      if (principal.kind === 'admin' && principal.sessionId !== undefined && UNSAFE_METHODS.has(request.method)) {
+        if (!options.csrf.matches(header(request, 'x-csrf-token'), principal.sessionId)) {
+          fail('admin_session', 'CSRF_FAILED', 'Missing or invalid CSRF token');
+        }
+      }
     } catch (error) {
       if (error instanceof AuthenticationError) {
         options.metrics.authentications.inc({ credential: error.failure.credential, outcome: error.failure.code });
@@ -115,19 +124,35 @@ function credentialOf(principal: Principal): AuthenticationFailure['credential']
     case 'service':
       return 'service';
     case 'admin':
-      return 'admin';
+      return principal.sessionId === undefined ? 'admin' : 'admin_session';
   }
 }
 
 async function resolvePrincipal(request: FastifyRequest, options: AuthenticationOptions): Promise<Principal> {
-  const cookieToken = request.cookies?.[ACCESS_COOKIE];
+  const allow = request.routeOptions.config.auth?.allow ?? [];
+  // The dashboard's cookie counts only on operator routes. A browser signed in to the
+  // portal too sends its access cookie everywhere; on a route that people cannot use it
+  // is not a credential the caller chose, so the operator's session decides.
+  const adminCookie = options.adminSessions && allow.includes('admin') ? request.cookies?.[ADMIN_SESSION_COOKIE] : undefined;
+  const cookieToken = adminCookie !== undefined && !allow.includes('user') ? undefined : request.cookies?.[ACCESS_COOKIE];
   const bearer = bearerOf(request);
   const apiKey = header(request, 'x-api-key');
   const serviceSecret = header(request, 'x-service-secret');
   // A service sends its secret together with its end user's token in Authorization.
-  const presented = [cookieToken !== undefined, apiKey !== undefined, serviceSecret !== undefined, serviceSecret === undefined && bearer !== undefined];
+  const presented = [
+    cookieToken !== undefined,
+    adminCookie !== undefined,
+    apiKey !== undefined,
+    serviceSecret !== undefined,
+    serviceSecret === undefined && bearer !== undefined,
+  ];
   if (presented.filter(Boolean).length > 1) {
     fail('ambiguous', 'AMBIGUOUS_CREDENTIALS', 'Send one kind of credential per request');
+  }
+  if (adminCookie !== undefined && options.adminSessions) {
+    const session = await options.adminSessions.resolve(adminCookie);
+    if (!session) fail('admin_session', 'UNAUTHENTICATED', 'Operator session expired; sign in again');
+    return { kind: 'admin', sessionId: session.id };
   }
   if (serviceSecret !== undefined) return resolveService(serviceSecret, bearer, options);
   if (apiKey !== undefined) return resolveApiKey(apiKey, options);

@@ -16,7 +16,11 @@ export type Principal =
     }
   | { readonly kind: 'apiKey'; readonly accountId: string; readonly keyId: string }
   | { readonly kind: 'service'; readonly accountId: string; readonly userId: string }
-  | { readonly kind: 'admin' };
+  | {
+      readonly kind: 'admin';
+      /** Set when the operator came through the dashboard's session cookie (UI-1) rather than the Bearer token. */
+      readonly sessionId?: string;
+    };
 
 export type PrincipalKind = Principal['kind'];
 
@@ -31,7 +35,8 @@ export function actorOf(principal: Principal | undefined): { actorType: string; 
     case 'service':
       return { actorType: 'service', actorId: principal.userId };
     case 'admin':
-      return { actorType: 'admin', actorId: null };
+      // A dashboard session names itself, so the trail tells which sign-in did what.
+      return { actorType: 'admin', actorId: principal.sessionId ?? null };
   }
 }
 

@@ -65,6 +65,10 @@ export const DEFAULT_RATE_LIMIT_POLICIES = {
   'balance_read.user': policy(30, MINUTE, 'user', 'balance and usage reads per user'),
   'webhooks.ip': policy(100, MINUTE, 'ip', 'incoming webhooks per sender IP'),
   'admin.ip': policy(10, HOUR, 'ip', 'operator admin routes per client IP'),
+  // Not in RL-1: the operator dashboard (UI-1). Its page loads make several requests each,
+  // which admin.ip's 10 an hour would stop at the first page; signing in (presenting the
+  // admin token) still counts under admin.ip, the requests of the session it opens here.
+  'admin_session.ip': policy(1_200, HOUR, 'ip', 'operator dashboard requests on an admin session cookie per client IP'),
 } as const satisfies Record<string, RateLimitPolicy>;
 
 export type RateLimitPolicyName = keyof typeof DEFAULT_RATE_LIMIT_POLICIES;
