@@ -21,6 +21,7 @@ import { authRoutes } from './modules/auth/auth.routes.js';
 import { authenticationHook, type AuthenticationFailure } from './modules/auth/authenticate.js';
 import { AdminSessions } from './modules/auth/admin-sessions.js';
 import { adminSessionRoutes } from './modules/auth/admin-session.routes.js';
+import { operatorRoutes } from './modules/operator/operator.routes.js';
 import { generalRateLimit, limitFailedAuthentication, machineRateLimit, PROBE_PATHS, rateLimit } from './platform/rate-limit/hooks.js';
 import { planRoutes } from './modules/plans/plans.routes.js';
 import { effectivePlanId } from './modules/plans/exemptions.js';
@@ -186,8 +187,9 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
       await gateJobLimit(request, reply);
     },
   });
+  const usage = new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys });
   await app.register(usageRoutes, {
-    service: new UsageService({ database: deps.database, clock: deps.clock, metadataKeys: config.usage.metadataKeys }),
+    service: usage,
     limiter: deps.rateLimiting.limiter,
     machineRateLimit: machineLimit,
   });
@@ -212,7 +214,17 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
       await onAuthenticationFailure(request, { credential: 'admin', code: 'UNAUTHENTICATED' });
     },
   });
-  await app.register(adminAccountRoutes, { service: new AdminAccountsService({ database: deps.database, clock: deps.clock }) });
+  const adminAccounts = new AdminAccountsService({ database: deps.database, clock: deps.clock });
+  await app.register(adminAccountRoutes, { service: adminAccounts });
+  await app.register(operatorRoutes, {
+    database: deps.database,
+    accounts: adminAccounts,
+    credits: deps.credits,
+    apiKeys: deps.apiKeyModule.service,
+    usage,
+    metrics: deps.metrics,
+    uptimeSeconds: () => process.uptime(),
+  });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
   if (config.stripe.mode === 'sandbox' && deps.stripeSandboxUrl !== undefined) {
     await app.register(sandboxRoutes, { sandboxUrl: deps.stripeSandboxUrl, timeoutMs: config.stripe.timeoutMs });

@@ -82,6 +82,38 @@ export async function listAccounts(
   return rows;
 }
 
+/** The text of a LIKE pattern that matches `text` literally. */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (character) => `\\${character}`);
+}
+
+/**
+ * Accounts by id after a cursor, filtered by `query` when given: an id starting with it,
+ * or a name or owner email containing it (case-insensitive). Each row carries its
+ * owner's email (the first owner's, for the operator's list).
+ */
+export async function searchAccounts(
+  tx: Queryable,
+  options: { limit: number; afterId?: string; query?: string },
+): Promise<(AccountRow & { owner_email: string | null })[]> {
+  const pattern = options.query === undefined ? null : likeLiteral(options.query.toLowerCase());
+  const { rows } = await tx.query<AccountRow & { owner_email: string | null }>(
+    `SELECT a.*,
+            (SELECT u.email FROM users u WHERE u.account_id = a.id AND u.role = 'owner' AND u.status = 'active'
+              ORDER BY u.created_at, u.id LIMIT 1) AS owner_email
+       FROM accounts a
+      WHERE ($1::text IS NULL OR a.id > $1)
+        AND ($2::text IS NULL
+             OR lower(a.id) LIKE $2 || '%'
+             OR lower(coalesce(a.name, '')) LIKE '%' || $2 || '%'
+             OR EXISTS (SELECT 1 FROM users u WHERE u.account_id = a.id AND u.status = 'active' AND u.email LIKE '%' || $2 || '%'))
+      ORDER BY a.id
+      LIMIT $3`,
+    [options.afterId ?? null, pattern, options.limit],
+  );
+  return rows;
+}
+
 export async function updateAccount(
   tx: Queryable,
   accountId: string,

@@ -15,6 +15,7 @@ import {
   insertAccount,
   insertUser,
   listAccounts,
+  searchAccounts,
   updateAccount,
   userView,
   type AccountRow,
@@ -92,6 +93,21 @@ export class AdminAccountsService {
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return { items: page.map(accountView), nextCursor: rows.length > limit && last ? last.id : null };
+  }
+
+  /** The operator's list: like list, filtered by `query` (id prefix, name or owner email), each with its owner's email. */
+  async search(options: { limit?: number; cursor?: string; query?: string }): Promise<{ items: (AccountView & { ownerEmail: string | null })[]; nextCursor: string | null }> {
+    const limit = clampPageLimit(options.limit);
+    const rows = await asSystem(this.options.database, (tx) =>
+      searchAccounts(tx, {
+        limit: limit + 1,
+        ...(options.cursor !== undefined ? { afterId: options.cursor } : {}),
+        ...(options.query !== undefined && options.query.trim() !== '' ? { query: options.query.trim() } : {}),
+      }),
+    );
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map((row) => ({ ...accountView(row), ownerEmail: row.owner_email })), nextCursor: rows.length > limit && last ? last.id : null };
   }
 
   async get(accountId: string): Promise<AccountView> {
@@ -186,7 +202,9 @@ const AccountParams = Type.Object({ id: IdString });
 const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ description: 'Clamped to 1..100; default 50' })),
   cursor: Type.Optional(IdString),
+  q: Type.Optional(Type.String({ maxLength: 254, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description: 'Search: an id prefix, or part of the name or owner email' })),
 });
+const AccountListItemSchema = Type.Intersect([AccountSchema, Type.Object({ ownerEmail: Type.Union([Type.String(), Type.Null()]) })]);
 
 const ADMIN = { auth: { allow: ['admin'] } } as const;
 
@@ -221,12 +239,15 @@ export async function adminAccountRoutes(app: FastifyInstance, options: AdminAcc
       config: ADMIN,
       schema: {
         tags: ['admin'],
-        summary: 'List accounts by id',
+        summary: 'List accounts by id, optionally searched (q)',
         querystring: ListQuery,
-        response: { 200: Type.Object({ items: Type.Array(AccountSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
+        response: { 200: Type.Object({ items: Type.Array(AccountListItemSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }) },
       },
     },
-    async (request) => service.list(request.query),
+    async (request) => {
+      const { limit, cursor, q } = request.query;
+      return service.search({ ...(limit !== undefined ? { limit } : {}), ...(cursor !== undefined ? { cursor } : {}), ...(q !== undefined ? { query: q } : {}) });
+    },
   );
 
   app.get<{ Params: Static<typeof AccountParams> }>(

@@ -179,3 +179,46 @@ export async function deleteDailyCountsBefore(tx: Queryable, day: string): Promi
   const result = await tx.query(`DELETE FROM usage_daily_counts WHERE day < $1::date`, [day]);
   return result.rowCount;
 }
+
+/** Reports per UTC day from `fromDay` to `toDay` (inclusive): how many and their summed quantity. Days without any are absent. */
+export async function dailyReportTotals(
+  tx: Queryable,
+  accountId: string,
+  fromDay: string,
+  toDay: string,
+): Promise<{ day: string; reports: number; quantity: number }[]> {
+  const { rows } = await tx.query<{ day: string; reports: number; quantity: number }>(
+    `SELECT to_char((created_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD') AS day, count(*)::bigint AS reports, sum(quantity)::bigint AS quantity
+       FROM usage_reports
+      WHERE account_id = $1
+        AND created_at >= ($2::date)::timestamp AT TIME ZONE 'UTC'
+        AND created_at < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'
+      GROUP BY 1
+      ORDER BY 1`,
+    [accountId, fromDay, toDay],
+  );
+  return rows;
+}
+
+/**
+ * Entitlement counters whose period starts on a UTC day from `fromDay` to `toDay`: the
+ * daily metered features' use per day (a monthly feature's counter shows on the 1st).
+ * Static limits count from the epoch and are never in range.
+ */
+export async function dailyCounters(
+  tx: Queryable,
+  accountId: string,
+  fromDay: string,
+  toDay: string,
+): Promise<{ day: string; feature: string; used: number }[]> {
+  const { rows } = await tx.query<{ day: string; feature: string; used: number }>(
+    `SELECT to_char((period_start AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD') AS day, feature, used
+       FROM usage_counters
+      WHERE account_id = $1
+        AND period_start >= ($2::date)::timestamp AT TIME ZONE 'UTC'
+        AND period_start < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'
+      ORDER BY period_start, feature`,
+    [accountId, fromDay, toDay],
+  );
+  return rows;
+}

@@ -9,7 +9,7 @@ import { adminPrincipalGuard } from '../audit/admin-guard.js';
 import type { RouteAuth } from '../auth/guards.js';
 import { accountPrincipal } from '../auth/guards.js';
 import { actorOf } from '../auth/principal.js';
-import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, type UsageService } from './usage.service.js';
+import { DEFAULT_RETENTION_DAYS, MAX_DAILY_DAYS, MAX_RETENTION_DAYS, type UsageService } from './usage.service.js';
 
 export interface UsageRouteOptions {
   readonly service: UsageService;
@@ -76,6 +76,22 @@ const ListQuery = Type.Object({
 
 const ListResponse = Type.Object({ items: Type.Array(UsageReportSchema), nextCursor: Nullable(Type.String()) });
 
+const DailyQuery = Type.Object({
+  days: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DAILY_DAYS, description: 'How many UTC days up to today; default 30' })),
+});
+export const DailyUsageSchema = Type.Object({
+  from: Type.String({ format: 'date' }),
+  to: Type.String({ format: 'date' }),
+  days: Type.Array(
+    Type.Object({
+      day: Type.String({ format: 'date' }),
+      reports: Type.Integer(),
+      quantity: Type.Integer(),
+      counters: Type.Record(Type.String(), Type.Integer(), { description: 'Entitlement counters whose period starts this day (daily metered features)' }),
+    }),
+  ),
+});
+
 const OlderThanDays = Type.Integer({ minimum: 1, maximum: MAX_RETENTION_DAYS, description: `Default ${DEFAULT_RETENTION_DAYS}` });
 const CleanupQuery = Type.Object({ olderThanDays: Type.Optional(OlderThanDays) });
 const CleanupBody = Type.Object({ olderThanDays: Type.Optional(OlderThanDays) });
@@ -139,6 +155,25 @@ export async function usageRoutes(fastify: FastifyInstance, options: UsageRouteO
       });
       void reply.header('Cache-Control', 'no-store');
       return page;
+    },
+  );
+
+  app.get(
+    '/api/usage/daily',
+    {
+      config: ACCOUNT,
+      preHandler: [...machine, readLimit],
+      schema: {
+        tags: ['usage'],
+        summary: "The account's usage per UTC day over the last `days` days, oldest first, every day present",
+        querystring: DailyQuery,
+        response: { 200: DailyUsageSchema },
+      },
+    },
+    async (request, reply) => {
+      const { accountId } = accountPrincipal(request);
+      void reply.header('Cache-Control', 'no-store');
+      return service.daily(accountId, request.query.days ?? 30);
     },
   );
 

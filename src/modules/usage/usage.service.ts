@@ -7,6 +7,8 @@ import { SqlState, sqlStateOf, type Database, type Transaction } from '../../pla
 import { recordAudit } from '../audit/audit.service.js';
 import {
   addDailyCount,
+  dailyCounters,
+  dailyReportTotals,
   deleteDailyCountsBefore,
   deleteReportsBefore,
   firstReusedKey,
@@ -21,6 +23,15 @@ import {
 
 /** USE-4's allowlist when USAGE_METADATA_KEYS is not set. */
 export const DEFAULT_USAGE_METADATA_KEYS: readonly string[] = ['model', 'region', 'source', 'tokens', 'pages', 'duration_ms'];
+
+/** The longest window GET /api/usage/daily answers for (reports live 90 days, USE-5). */
+export const MAX_DAILY_DAYS = 90;
+
+export interface DailyUsage {
+  readonly from: string;
+  readonly to: string;
+  readonly days: { day: string; reports: number; quantity: number; counters: Record<string, number> }[];
+}
 
 /** USE-5: reports older than this many days are deleted. */
 export const DEFAULT_RETENTION_DAYS = 90;
@@ -236,6 +247,38 @@ export class UsageService {
       items: page.map(view),
       nextCursor: rows.length > limit && last ? encodeCursor(last.cursor_at, last.id) : null,
     };
+  }
+
+  /**
+   * The last `days` UTC days up to today, oldest first, every day present: reports and
+   * their quantity, and the entitlement counters that start that day (the portal's chart).
+   */
+  async daily(accountId: string, days: number): Promise<DailyUsage> {
+    if (!Number.isInteger(days) || days < 1 || days > MAX_DAILY_DAYS) {
+      throw validationError([{ field: 'days', message: `must be an integer from 1 to ${MAX_DAILY_DAYS}` }]);
+    }
+    const today = this.options.clock.now();
+    const dayOf = (offset: number) => new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - offset)).toISOString().slice(0, 10);
+    const from = dayOf(days - 1);
+    const to = dayOf(0);
+    const [totals, counters] = await forAccount(this.options.database, accountId, async (tx) => [
+      await dailyReportTotals(tx, accountId, from, to),
+      await dailyCounters(tx, accountId, from, to),
+    ] as const);
+    const byDay = new Map<string, DailyUsage['days'][number]>();
+    for (let offset = days - 1; offset >= 0; offset -= 1) {
+      const day = dayOf(offset);
+      byDay.set(day, { day, reports: 0, quantity: 0, counters: {} });
+    }
+    for (const total of totals) {
+      const entry = byDay.get(total.day);
+      if (entry) Object.assign(entry, { reports: total.reports, quantity: total.quantity });
+    }
+    for (const counter of counters) {
+      const entry = byDay.get(counter.day);
+      if (entry) entry.counters[counter.feature] = counter.used;
+    }
+    return { from, to, days: [...byDay.values()] };
   }
 
   /**
