@@ -113,11 +113,10 @@ describeWithPostgres('the gate under concurrency on PostgreSQL, across two insta
     expect(await first().deps.credits.balance(account)).toMatchObject({ balance: 45, held: 5 });
   });
 
-  it('fails only the bad gate of a batch: one for an account that does not exist errors, its neighbours pass', async () => {
+  it('fails only the bad gate: one for an account that does not exist errors, its neighbours sent at the same moment pass', async () => {
     const account = await lastTenUnitsAndFiftyCredits();
     const gate = gates[0] as GateService;
     const body = (key: string) => ({ feature: 'api_calls_per_day', track: 1, credits: { jobId: key, jobType: 'render', amount: 5, idempotencyKey: key } });
-    // Submitted in the same turn, so they travel in one batch.
     const outcomes = await Promise.allSettled([gate.pass(account, body('a')), gate.pass('acct_does_not_exist', body('b')), gate.pass(account, body('c'))]);
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(await used(account)).toBe(92);

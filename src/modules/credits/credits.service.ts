@@ -14,7 +14,7 @@ import { InsufficientCreditsError } from './credits.errors.js';
  * Prepaid credits (CRD-1..9). Every amount is a whole number of credits (CRD-5): the
  * smallest unit, a bigint in the database, a safe integer here, a JSON integer at the edge.
  *
- * Concurrency: a reserve locks the account's usable grants (SELECT ... FOR UPDATE, in id
+ * Concurrency: a reserve locks the account's usable grants (FOR NO KEY UPDATE, in id
  * order, so two transactions always lock in the same order and cannot deadlock), then
  * decrements them; the CHECK (remaining >= 0) makes an overdraft impossible even for a
  * bug. Confirm and release lock the reservation row (by id AND account, CRD-3) and read
@@ -516,7 +516,7 @@ export class CreditsService {
           const written = await forAccount(this.options.database, accountId, async (tx) => {
             const { rows: expired } = await tx.query<{ id: string; remaining: number }>(
               `SELECT id, remaining FROM credit_grants
-               WHERE account_id = $1 AND remaining > 0 AND expires_at <= $2 ORDER BY id FOR UPDATE`,
+               WHERE account_id = $1 AND remaining > 0 AND expires_at <= $2 ORDER BY id FOR NO KEY UPDATE`,
               [accountId, now],
             );
             if (expired.length === 0) return { grants: 0, credits: 0 };

@@ -2,7 +2,6 @@ import { AppError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { forAccount } from '../../platform/database/access.js';
 import { sqlStateOf, SqlState, type Database } from '../../platform/database/database.js';
-import { MicroBatcher } from '../../platform/batching/micro-batcher.js';
 import { newId } from '../../platform/ids.js';
 import { reservationView, type CreditsService, type PreparedReserve, type ReservationRow, type ReservationView, type ReserveInput } from '../credits/credits.service.js';
 import { countedAnswer, countedPeriod, isCounted, type CountedFeature, type EntitlementAnswer, type EntitlementsService } from '../entitlements/entitlements.service.js';
@@ -38,40 +37,26 @@ export function denialReason(answer: EntitlementAnswer): GateReason {
 }
 
 /** gate_pass's row: the outcome, the counter, and the reservation's columns (null when there is none). */
-type GateRow = { outcome: 'allowed' | 'limit' | 'insufficient' | 'replayed' | 'error'; applied: boolean | null; used: number | null; error_code?: string | null } & {
+type GateRow = { outcome: 'allowed' | 'limit' | 'insufficient' | 'replayed'; applied: boolean | null; used: number | null } & {
   [K in keyof ReservationRow]: ReservationRow[K] | null;
 };
-
-/** One counted gate waiting for its batch. */
-interface GateItem {
-  readonly accountId: string;
-  readonly feature: string;
-  readonly periodStart: Date;
-  readonly track: number | null;
-  readonly limit: number | null;
-  readonly request: PreparedReserve | undefined;
-}
 
 /**
  * The gate (issue 5 item 7): the hot path of a paid action in one call, all or nothing.
  *
- * For a counted feature (static or metered) it is gate_pass (migration 0013): look up a
- * retried idempotency key, check and track the entitlement, reserve the credits; a denial
- * after the track rolls the track back. Concurrent gates are coalesced (MicroBatcher)
- * into one gate_pass_many statement and one commit, each in its own subtransaction, so
- * locks are held only while PostgreSQL runs the batch and one hot account is not limited
- * to one commit per gate. Boolean, unknown and concurrency features record nothing, so their
+ * For a counted feature (static or metered) it is ONE statement, gate_pass (migration
+ * 0013): look up a retried idempotency key, check and track the entitlement, reserve the
+ * credits; a denial after the track rolls the track back. Locks are held only while
+ * PostgreSQL runs it. (Coalescing gates into one statement per batch was tried and
+ * measured slower: every gate needs its own subtransaction for all-or-nothing, and more
+ * than 64 of them in one transaction overflow PostgreSQL's subtransaction cache.) Boolean, unknown and concurrency features record nothing, so their
  * gate is a read of the entitlement followed by the reserve's one statement.
  *
  * A retry with the same credits.idempotencyKey answers the first reservation and records
  * nothing again (also when two attempts race: the loser's track is rolled back).
  */
 export class GateService {
-  private readonly batches: MicroBatcher<GateItem, GateRow>;
-
-  constructor(private readonly options: GateServiceOptions) {
-    this.batches = new MicroBatcher((items) => this.passMany(items), { maxBatch: 200, maxConcurrent: 4 });
-  }
+  constructor(private readonly options: GateServiceOptions) {}
 
   async pass(accountId: string, input: GateInput): Promise<GateAnswer> {
     return this.options.credits.measured('gate', () => this.passNow(accountId, input), (answer) => (answer.allowed ? 'ok' : (answer.reason ?? 'denied').toLowerCase()));
@@ -105,11 +90,29 @@ export class GateService {
     now: Date,
   ): Promise<GateAnswer> {
     const { periodStart, resetsAt } = countedPeriod(feature, now);
-    const row = await this.batches.submit({ accountId, feature: input.feature, periodStart, track: input.track ?? null, limit: feature.limit, request });
+    const { rows } = await this.options.database.query<GateRow>(
+      `SELECT outcome, applied, used, id, job_id, job_type, amount, status, request_hash, expires_at
+       FROM gate_pass($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [
+        accountId,
+        input.feature,
+        periodStart,
+        input.track ?? null,
+        feature.limit,
+        now,
+        request ? newId('reservation') : null,
+        request?.jobId ?? null,
+        request?.jobType ?? null,
+        request?.cost ?? null,
+        request?.idempotencyKey ?? null,
+        request?.hash ?? null,
+        request ? this.options.credits.reservationExpiry(now) : null,
+      ],
+    );
+    const row = rows[0];
+    if (!row) throw new Error('gate_pass answered no row');
     const answerWith = (track: number | undefined) => countedAnswer(input.feature, feature, resetsAt, track, row.applied ?? false, row.used ?? 0);
     switch (row.outcome) {
-      case 'error':
-        throw new Error(`gate_pass failed for this request (SQLSTATE ${row.error_code ?? 'unknown'})`);
       case 'allowed': {
         const entitlement = answerWith(input.track);
         return row.id ? { allowed: true, entitlement, reservation: reservationView(row as ReservationRow) } : { allowed: true, entitlement };
@@ -128,31 +131,4 @@ export class GateService {
     }
   }
 
-  private async passMany(items: readonly GateItem[]): Promise<GateRow[]> {
-    const now = this.options.clock.now();
-    const column = <T>(pick: (item: GateItem) => T) => items.map(pick);
-    const { rows } = await this.options.database.query<GateRow & { position_in_batch: number; error_code: string | null }>(
-      `SELECT position_in_batch, outcome, applied, used, id, job_id, job_type, amount, status, request_hash, expires_at, error_code
-       FROM gate_pass_many($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6, $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13)`,
-      [
-        column((item) => item.accountId),
-        column((item) => item.feature),
-        column((item) => item.periodStart),
-        column((item) => item.track),
-        column((item) => item.limit),
-        now,
-        column((item) => (item.request ? newId('reservation') : null)),
-        column((item) => item.request?.jobId ?? null),
-        column((item) => item.request?.jobType ?? null),
-        column((item) => item.request?.cost ?? null),
-        column((item) => item.request?.idempotencyKey ?? null),
-        column((item) => item.request?.hash ?? null),
-        this.options.credits.reservationExpiry(now),
-      ],
-    );
-    const answers: GateRow[] = [];
-    for (const row of rows) answers[row.position_in_batch - 1] = row;
-    if (answers.length !== items.length || answers.includes(undefined as unknown as GateRow)) throw new Error('gate_pass_many answered an incomplete batch');
-    return answers;
-  }
 }

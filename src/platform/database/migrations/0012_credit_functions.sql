@@ -5,6 +5,9 @@
 --
 -- * every path locks in the same order: the reservation (by id, or its idempotency key),
 --   then the account's grants in id order;
+-- * rows are locked FOR NO KEY UPDATE (their keys never change), so inserts that only
+--   reference a locked grant or reservation (ledger and allocation rows of a concurrent
+--   confirm, whose foreign keys take KEY SHARE) do not wait for it;
 -- * amounts are read from the database only;
 -- * spending order is the one of src/modules/credits/allocation.ts (soonest expiry first,
 --   no expiry last, then oldest, then smallest id in byte order), which stays the
@@ -43,7 +46,7 @@ BEGIN
     WITH locked AS (
       SELECT c.id, c.remaining, c.expires_at, c.created_at FROM credit_grants c
        WHERE c.account_id = p_account AND c.remaining > 0 AND (c.expires_at IS NULL OR c.expires_at > p_now)
-       ORDER BY c.id FOR UPDATE
+       ORDER BY c.id FOR NO KEY UPDATE
     )
     SELECT l.id, l.remaining FROM locked l
      ORDER BY l.expires_at ASC NULLS LAST, l.created_at ASC, l.id COLLATE "C" ASC
@@ -88,7 +91,7 @@ BEGIN
   END IF;
   PERFORM set_config('app.account_id', p_account, true);
   SELECT r.id, r.job_id, r.job_type, r.amount, r.status, r.expires_at INTO v_reservation
-    FROM credit_reservations r WHERE r.id = p_id AND r.account_id = p_account FOR UPDATE;
+    FROM credit_reservations r WHERE r.id = p_id AND r.account_id = p_account FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RETURN QUERY SELECT 'not_found'::text, NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::text, NULL::timestamptz;
     RETURN;
@@ -103,7 +106,7 @@ BEGIN
   IF p_target = 'released' THEN
     PERFORM 1 FROM credit_grants c
       WHERE c.id IN (SELECT a.grant_id FROM credit_reservation_allocations a WHERE a.reservation_id = p_id AND a.account_id = p_account)
-      ORDER BY c.id FOR UPDATE;
+      ORDER BY c.id FOR NO KEY UPDATE;
     UPDATE credit_grants AS c SET remaining = c.remaining + a.amount
       FROM credit_reservation_allocations a
      WHERE a.reservation_id = p_id AND a.account_id = p_account AND c.id = a.grant_id;
