@@ -71,6 +71,13 @@ export default defineConfig(
   },
 
   {
+    // The portal's and dashboard's scripts run in the browser (src/web, served as they are).
+    name: 'bulwark/web',
+    files: ['src/web/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+
+  {
     // Business modules take the time from the injected Clock, so tests can control it.
     name: 'bulwark/modules-use-clock',
     files: ['src/modules/**'],

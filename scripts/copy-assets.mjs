@@ -1,9 +1,11 @@
-// Copies non-TypeScript assets the compiled service reads at run time (SQL migrations) into dist/.
+// Copies non-TypeScript assets the compiled service reads at run time (SQL migrations, the plan
+// catalogue, the portal's and dashboard's pages and scripts) into dist/.
 import { chmodSync, cpSync, existsSync, mkdirSync } from 'node:fs';
 
 const assets = [
   ['src/platform/database/migrations', 'dist/platform/database/migrations'],
   ['src/modules/plans/catalogue', 'dist/modules/plans/catalogue'],
+  ['src/web', 'dist/web'],
 ];
 for (const [from, to] of assets) {
   mkdirSync(to, { recursive: true });

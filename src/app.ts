@@ -22,6 +22,7 @@ import { authenticationHook, type AuthenticationFailure } from './modules/auth/a
 import { AdminSessions } from './modules/auth/admin-sessions.js';
 import { adminSessionRoutes } from './modules/auth/admin-session.routes.js';
 import { operatorRoutes } from './modules/operator/operator.routes.js';
+import { webRoutes } from './modules/web/web.routes.js';
 import { generalRateLimit, limitFailedAuthentication, machineRateLimit, PROBE_PATHS, rateLimit } from './platform/rate-limit/hooks.js';
 import { planRoutes } from './modules/plans/plans.routes.js';
 import { effectivePlanId } from './modules/plans/exemptions.js';
@@ -150,6 +151,9 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     readinessChecks: deps.readinessChecks,
     readinessTimeoutMs: config.readiness.checkTimeoutMs,
   });
+
+  // The customer portal and the operator dashboard (UI-1), pages served from memory.
+  await app.register(webRoutes);
 
   // server.close() drops only the keep-alive connections idle at that moment; one whose
   // request was in flight becomes idle later and would hold the shutdown open until its
