@@ -336,7 +336,7 @@ function accountPage(accountId) {
           label: 'Grant credits',
           className: 'inline-form',
           fields: [
-            field({ label: 'Credits', name: 'amount', type: 'number', required: true, min: '1', max: '1000000', inputmode: 'numeric' }),
+            field({ label: 'Credits to grant', name: 'amount', type: 'number', required: true, min: '1', max: '1000000', inputmode: 'numeric' }),
             select({ label: 'Source', name: 'source', options: [['admin', 'Operator grant'], ['promotion', 'Promotion']], value: 'admin' }),
             field({ label: 'Expires (optional)', name: 'expiresAt', type: 'date' }),
           ],

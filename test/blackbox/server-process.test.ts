@@ -62,6 +62,22 @@ describe('npm start on a fresh machine', () => {
     expect(await ready.json()).toEqual({ status: 'ok', checks: { database: 'ok', stripe: 'ok', disk: 'ok' } });
   });
 
+  it('serves the portal and the dashboard from dist/ with no extra build step (UI-1)', async () => {
+    for (const [url, script] of [
+      ['/portal', '/web/portal.js'],
+      ['/admin', '/web/admin.js'],
+    ]) {
+      const page = await fetch(`${started.url}${url}`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(`src="${script}"`);
+      const module = await fetch(`${started.url}${script}`);
+      expect(module.status).toBe(200);
+      expect(module.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+      expect(await module.text()).toMatch(/^\/\/ The /);
+    }
+    expect((await fetch(`${started.url}/web/lib/chart.js`)).status).toBe(200);
+  });
+
   it('keeps its data and generated secrets under ./data, the secrets readable by the owner only', () => {
     expect(statSync(path.join(cwd, 'data/pglite')).isDirectory()).toBe(true);
     expect(statSync(path.join(cwd, 'data/secrets.json')).mode & 0o777).toBe(0o600);
