@@ -36,6 +36,8 @@ import { SecurityEvents } from './modules/audit/security-events.js';
 import { createStripeGateway, type StripeGateway } from './modules/stripe/gateway.js';
 import { sandboxHealth, startInProcessSandbox } from './modules/stripe/sandbox/in-process.js';
 import type { StripeSandbox } from './modules/stripe/sandbox/sandbox-server.js';
+import type { WebhookService } from './modules/stripe/webhooks/webhook.service.js';
+import { createWebhookService } from './modules/stripe/webhooks/webhooks.module.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -72,6 +74,8 @@ export interface Dependencies {
   readonly stripeSandbox: StripeSandbox | undefined;
   /** In sandbox mode, where the sandbox answers (its control routes back /sandbox/*). */
   readonly stripeSandboxUrl: string | undefined;
+  /** The Stripe webhook intake and its dead-letter list (WH-1..9). */
+  readonly webhooks: WebhookService;
 }
 
 export interface DependencyOverrides {
@@ -213,6 +217,20 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     },
   });
   const apiKeyModule = createApiKeysModule({ config, database, clock, logger: logger.child({ component: 'api-keys' }) });
+  const stripe = overrides.stripe ?? createStripeGateway(stripeConfig);
+  const webhooks = createWebhookService({
+    database,
+    clock,
+    stripe,
+    credits,
+    plans,
+    exemptions,
+    alerter,
+    metrics,
+    logger: logger.child({ component: 'stripe-webhooks' }),
+    webhookSecrets: config.stripe.webhookSecrets,
+    maxAttempts: config.stripe.webhookMaxAttempts,
+  });
 
   return {
     config,
@@ -239,7 +257,8 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
-    stripe: overrides.stripe ?? createStripeGateway(stripeConfig),
+    stripe,
+    webhooks,
     stripeSandbox,
     stripeSandboxUrl,
     errorReporter,

@@ -15,6 +15,7 @@ export const ID_PREFIX = {
   audit: 'aud',
   lease: 'lse',
   instance: 'inst',
+  payment: 'pay',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;
