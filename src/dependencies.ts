@@ -223,7 +223,6 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     clock,
     stripe,
     credits,
-    plans,
     exemptions,
     alerter,
     metrics,

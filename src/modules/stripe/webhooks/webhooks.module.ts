@@ -5,7 +5,7 @@ import type { Metrics } from '../../../platform/observability/metrics.js';
 import type { Alerter } from '../../audit/alerts.js';
 import type { CreditsService } from '../../credits/credits.service.js';
 import type { ExemptionLookup } from '../../plans/exemptions.js';
-import type { PlanCatalogue } from '../../plans/plan-catalogue.js';
+import { listCreditPacks } from '../../plans/plans.repository.js';
 import type { StripeGateway } from '../gateway.js';
 import { createEventHandlers } from './event-handlers/index.js';
 import { WebhookProcessor } from './webhook-processor.js';
@@ -16,7 +16,6 @@ export interface WebhookModuleOptions {
   readonly clock: Clock;
   readonly stripe: StripeGateway;
   readonly credits: CreditsService;
-  readonly plans: PlanCatalogue;
   readonly exemptions: ExemptionLookup;
   readonly alerter: Alerter;
   readonly metrics: Metrics;
@@ -27,14 +26,14 @@ export interface WebhookModuleOptions {
 
 /** The webhook intake, its processor and handlers, wired from the app's dependencies. */
 export function createWebhookService(options: WebhookModuleOptions): WebhookService {
-  const { database, clock, stripe, plans } = options;
+  const { database, clock, stripe } = options;
   const handlers = createEventHandlers({
     stripe,
     credits: options.credits,
     clock,
     catalogue: {
-      creditPack: async (packId) => (await plans.snapshot()).creditPacks.find((pack) => pack.id === packId),
-      hasPlan: async (planId) => (await plans.find(planId)) !== undefined,
+      creditPack: async (tx, packId) => (await listCreditPacks(tx)).find((pack) => pack.id === packId),
+      hasPlan: async (tx, planId) => (await tx.query('SELECT 1 FROM plans WHERE id = $1', [planId])).rows.length === 1,
     },
   });
   const processor = new WebhookProcessor({

@@ -71,7 +71,7 @@ export function checkoutHandler(deps: HandlerDependencies): EventHandler {
       if (session.payment_status !== 'paid') return processed();
       if (payment.credit_grant_id !== null) return processed('ALREADY_GRANTED');
 
-      const pack = await deps.catalogue.creditPack(packId);
+      const pack = await deps.catalogue.creditPack(tx, packId);
       const decision = decideCreditPackGrant(pack, { amountTotal: session.amount_total, currency: session.currency });
       const namedAccount = session.metadata?.[ACCOUNT_METADATA_KEY];
       const details = {

@@ -54,7 +54,7 @@ export function subscriptionHandler(deps: HandlerDependencies): EventHandler {
       if (!SUBSCRIPTION_STATUSES.has(subscription.status)) return ignored('UNKNOWN_STATUS');
       const item = subscription.items.data[0];
       const candidate = item ? planIdOfPrice(item.price) : null;
-      const planId = candidate !== null && (await deps.catalogue.hasPlan(candidate)) ? candidate : null;
+      const planId = candidate !== null && (await deps.catalogue.hasPlan(tx, candidate)) ? candidate : null;
       const state: SubscriptionState = {
         id: subscription.id,
         stripe_customer_id: stripeCustomerId,

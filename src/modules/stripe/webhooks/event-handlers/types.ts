@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
 import type { Clock } from '../../../../platform/clock.js';
-import type { Transaction } from '../../../../platform/database/database.js';
+import type { Queryable, Transaction } from '../../../../platform/database/database.js';
 import type { CreditsService } from '../../../credits/credits.service.js';
 import type { CreditPack } from '../../../plans/plan-features.js';
 import type { StripeGateway } from '../../gateway.js';
@@ -30,11 +30,15 @@ export interface EventHandler {
   handle(context: HandlerContext): Promise<HandlerResult>;
 }
 
-/** What the handlers need from the plan catalogue. */
+/**
+ * What the handlers need from the plan catalogue, read in the event's own transaction
+ * (the price in force when the grant commits; and on PGlite's single connection a read
+ * outside the open transaction would wait for it forever).
+ */
 export interface BillingCatalogue {
-  creditPack(packId: string): Promise<CreditPack | undefined>;
+  creditPack(tx: Queryable, packId: string): Promise<CreditPack | undefined>;
   /** True when the plan exists in the catalogue. */
-  hasPlan(planId: string): Promise<boolean>;
+  hasPlan(tx: Queryable, planId: string): Promise<boolean>;
 }
 
 export interface HandlerDependencies {
