@@ -180,6 +180,33 @@ describe('credit pack purchases through the sandbox (PAY-3, WH-4, WH-6)', () => 
   });
 });
 
+describe('invoices, charges, refunds and disputes (WH-9)', () => {
+  it('records a refund and a dispute on the credit pack payment, without touching the credits', async () => {
+    const { accountId, customerId } = await customerAccount();
+    const session = await packSession(testApp.deps.stripe, { operationId: `refund_${accountId}`, customerId, priceId: prices.exact.id, packId: PACK.id, metadataAccount: accountId });
+    await payOverHttp(session.id, '4242424242424242');
+    const chargeId = (await paymentOf(session.id))?.stripe_charge_id as string;
+    await testApp.deps.stripe.createRefund(`refund_${accountId}`, { charge: chargeId, amount: 300 });
+    expect(await sandbox.delivery.settle(10_000)).toBe(true);
+    const refundedRow = await asSystem(testApp.deps.database, (tx) =>
+      tx.query<{ amount_refunded_cents: number; status: string }>('SELECT amount_refunded_cents, status FROM payments WHERE stripe_charge_id = $1', [chargeId]),
+    );
+    expect(refundedRow.rows).toEqual([{ amount_refunded_cents: 300, status: 'succeeded' }]);
+    expect((await auditEvents(testApp.deps.database, 'payment.refunded')).filter((entry) => entry.account_id === accountId)).toHaveLength(1);
+
+    // The sandbox has no disputes: a signed event shaped like Stripe's, naming the real charge.
+    const dispute = eventOf('charge.dispute.created', { id: 'dp_test_1', object: 'dispute', charge: chargeId, amount: 1000, currency: 'usd', reason: 'fraudulent' });
+    const payload = JSON.stringify(dispute);
+    expect((await deliver(testApp, payload, signatureFor(payload, secret, Math.floor(Date.now() / 1000)))).json()).toMatchObject({ outcome: 'processed' });
+    const disputed = await countRows(testApp.deps.database, 'SELECT count(*) FROM payments WHERE stripe_charge_id = $1 AND disputed_at IS NOT NULL', [chargeId]);
+    expect(disputed).toBe(1);
+    expect((await auditEvents(testApp.deps.database, 'payment.disputed')).filter((entry) => entry.account_id === accountId)).toMatchObject([
+      { metadata: { disputeId: 'dp_test_1', chargeId, reason: 'fraudulent' } },
+    ]);
+    expect(await purchasedCredits(testApp.deps.database, accountId)).toEqual([100]);
+  });
+});
+
 describe('owner and test accounts (OWN-1, webhook side)', () => {
   it('refuses an owner account purchase and subscription: a critical log line, an audit entry, no change', async () => {
     const { accountId, customerId } = await customerAccount(OWNER);
@@ -253,6 +280,10 @@ describe('subscriptions, order-proof (PAY-3, WH-5)', () => {
     expect(await countRows(testApp.deps.database, `SELECT count(*) FROM accounts WHERE id = $1 AND plan = 'PRO'`, [accountId])).toBe(1);
     const changes = (await auditEvents(testApp.deps.database, 'account.updated')).filter((entry) => entry.account_id === accountId);
     expect(changes).toMatchObject([{ metadata: { changes: { plan: { from: 'FREE', to: 'PRO' } }, via: 'stripe' } }]);
+    const { rows } = await asSystem(testApp.deps.database, (tx) =>
+      tx.query<{ kind: string; status: string; amount_cents: number }>('SELECT kind, status, amount_cents FROM payments WHERE account_id = $1', [accountId]),
+    );
+    expect(rows).toEqual([{ kind: 'subscription_invoice', status: 'succeeded', amount_cents: 9900 }]);
   });
 });
 
@@ -323,5 +354,23 @@ describe('failures, dead letters and replays (WH-8)', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
     expect((await testApp.app.inject({ method: 'POST', url: '/api/admin/webhooks/not-an-event/replay', headers: admin })).statusCode).toBe(400);
+  });
+});
+
+describe('the inbox after everything above', () => {
+  it('holds no failed or dead event that a test did not make fail on purpose, and every handled type was seen', async () => {
+    const { rows } = await asSystem(testApp.deps.database, (tx) =>
+      tx.query<{ type: string; status: string; reason: string | null }>(
+        `SELECT type, status, reason FROM stripe_events
+         WHERE status IN ('failed', 'dead', 'received') OR reason IN ('CUSTOMER_MISMATCH', 'MALFORMED_OBJECT', 'STRIPE_OBJECT_MISSING', 'UNKNOWN_STATUS', 'OLDER_STATE')`,
+      ),
+    );
+    expect(rows).toEqual([]);
+    const { rows: seen } = await asSystem(testApp.deps.database, (tx) =>
+      tx.query<{ type: string }>(`SELECT DISTINCT type FROM stripe_events WHERE status IN ('processed', 'refused') ORDER BY type`),
+    );
+    expect(seen.map((row) => row.type)).toEqual(
+      expect.arrayContaining(['charge.failed', 'charge.refunded', 'charge.succeeded', 'checkout.session.completed', 'customer.subscription.created', 'customer.subscription.deleted', 'customer.subscription.updated', 'invoice.paid', 'charge.dispute.created']),
+    );
   });
 });
