@@ -37,19 +37,18 @@ export interface InboxRow {
 export const TERMINAL_STATUSES: ReadonlySet<InboxStatus> = new Set(['processed', 'ignored', 'refused', 'dead']);
 
 /**
- * One statement, before any work (in a system context): the event's inbox status, if it
- * has a row, and the account that owns its Stripe customer - or, for an event naming only
- * a charge (disputes), the account of the payment with that charge.
+ * One statement, before any work (stripe_event_lookup, migration 0014; it looks across
+ * accounts for these two facts only): the event's inbox status, if it has a row, and the
+ * account that owns its Stripe customer - or, for an event naming only a charge
+ * (disputes), the account of the payment with that charge.
  */
 export async function lookupEvent(
-  tx: Queryable,
+  db: Queryable,
   eventId: string,
   reference: { readonly customerId: string | null; readonly chargeId: string | null },
 ): Promise<{ status: InboxStatus | null; accountId: string | null }> {
-  const { rows } = await tx.query<{ status: InboxStatus | null; account_id: string | null }>(
-    `SELECT (SELECT status FROM stripe_events WHERE id = $1) AS status,
-            coalesce((SELECT id FROM accounts WHERE stripe_customer_id = $2),
-                     (SELECT account_id FROM payments WHERE stripe_charge_id = $3)) AS account_id`,
+  const { rows } = await db.query<{ status: InboxStatus | null; account_id: string | null }>(
+    'SELECT status, account_id FROM stripe_event_lookup($1, $2, $3)',
     [eventId, reference.customerId, reference.chargeId],
   );
   return { status: rows[0]?.status ?? null, accountId: rows[0]?.account_id ?? null };

@@ -26,7 +26,7 @@ import {
 /**
  * Processing of one verified Stripe event (WH-3, WH-4, WH-5, WH-8, OWN-1).
  *
- * 1. One look-up (system context): the event's inbox status and the account owning its
+ * 1. One statement: the event's inbox status and the account owning its
  *    customer. An event already processed, ignored, refused or dead is a duplicate: 200,
  *    no effect, no call to Stripe.
  * 2. One transaction: claim the event row (INSERT ... ON CONFLICT; a concurrent delivery
@@ -117,7 +117,7 @@ export class WebhookProcessor {
     const { database, clock, handlers, exemptions } = this.options;
     const replayBy = mode.kind === 'replay' ? mode.actor : undefined;
     const reference = referenceOf(event);
-    const found = await asSystem(database, (tx) => lookupEvent(tx, event.id, reference));
+    const found = await lookupEvent(database, event.id, reference);
     if (replayBy) {
       if (found.status !== 'dead') throw new AppError('CONFLICT', 'The event is not in the dead-letter list');
     } else if (found.status !== null && TERMINAL_STATUSES.has(found.status)) {

@@ -107,3 +107,22 @@ CREATE POLICY account_isolation ON subscriptions
 CREATE POLICY account_isolation ON payments
   USING (app_is_system() OR account_id = app_account_id())
   WITH CHECK (app_is_system() OR account_id = app_account_id());
+
+-- The first step of every delivery in one statement (no transaction of its own, so a
+-- duplicate costs one round trip): the event's inbox status and the account owning its
+-- Stripe customer, or for an event naming only a charge (disputes) the account of that
+-- charge's payment. It looks across accounts, as a system context does, for exactly these
+-- two facts, and drops the system setting again before it returns.
+CREATE FUNCTION stripe_event_lookup(p_event_id text, p_customer text, p_charge text)
+  RETURNS TABLE (status text, account_id text)
+  LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('app.system', 'on', true);
+  RETURN QUERY
+    SELECT (SELECT e.status FROM stripe_events e WHERE e.id = p_event_id),
+           coalesce((SELECT a.id FROM accounts a WHERE a.stripe_customer_id = p_customer),
+                    (SELECT p.account_id FROM payments p WHERE p.stripe_charge_id = p_charge));
+  PERFORM set_config('app.system', '', true);
+END
+$$;
+GRANT EXECUTE ON FUNCTION stripe_event_lookup(text, text, text) TO bulwark_app;
