@@ -12,18 +12,19 @@
 // one, or appending it), so that the rest of the file (bench/run.mjs) stays as it is.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { ServerProcess } from './lib/child.mjs';
+import { bulwarkServer } from './lib/child.mjs';
 import { processCpuSeconds } from './lib/cpu.mjs';
 import { freePort, httpRequest } from './lib/net.mjs';
 import { createScratchDatabase, dropScratchDatabase } from './lib/postgres.mjs';
 import { loadSettings } from './lib/settings.mjs';
+import { fmt, writeMarkedSection } from './lib/marked-section.mjs';
 import { median } from './lib/stats.mjs';
 
 const run = promisify(execFile);
@@ -137,9 +138,6 @@ async function pgbenchCeiling(databaseUrl, scriptPath) {
   return Number(match[1]);
 }
 
-function fmt(value, digits = 0) {
-  return Number(value).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
 
 async function main() {
   const database = await createScratchDatabase(settings.postgresAdminUrl);
@@ -147,27 +145,18 @@ async function main() {
   const adminToken = randomBytes(32).toString('hex');
   secrets.add(adminToken);
   const port = await freePort(settings.host);
-  const server = new ServerProcess({
-    name: 'Bulwark',
-    command: process.execPath,
-    args: [path.join(PROJECT_DIR, 'dist', 'server.js')],
-    cwd: PROJECT_DIR,
+  const server = bulwarkServer({
+    projectDir: PROJECT_DIR,
+    settings,
+    port,
+    dataDir,
+    databaseUrl: database.url,
+    adminToken,
     env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'development',
-      HOST: settings.host,
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      JOBS_ENABLED: 'false',
-      LOG_LEVEL: settings.serverLogLevel,
-      DATABASE_URL: database.url,
-      ADMIN_API_TOKEN: adminToken,
       // Setup creates 1,001 accounts through the operator API (3 requests each).
       RATE_LIMITS: JSON.stringify({ 'admin.ip': { limit: 1_000_000, windowSeconds: 3600 } }),
       STRIPE_SANDBOX_START: 'false',
     },
-    host: settings.host,
-    port,
   });
   const rounds = [];
   let machineLoad;
@@ -233,17 +222,7 @@ async function main() {
     'Setup through the operator API: ENTERPRISE accounts (no per-plan machine limit), one with 1,000,000 credits (hot) and 1,000 with 100,000 each, each with an API key. Bulwark runs as in the other benchmarks (LOG_LEVEL=warn, JOBS_ENABLED=false, default pool of 10) with the operator limit raised for the setup.',
     END_MARK,
   ].join('\n');
-  let existing = '';
-  try {
-    existing = await readFile(RESULTS_FILE, 'utf8');
-  } catch {
-    existing = '# Benchmark results\n';
-  }
-  const start = existing.indexOf(START_MARK);
-  const end = existing.indexOf(END_MARK);
-  const next = start >= 0 && end > start ? `${existing.slice(0, start)}${section}${existing.slice(end + END_MARK.length)}` : `${existing.trimEnd()}\n\n${section}\n`;
-  if ([...secrets].some((secret) => next.includes(secret))) throw new Error('a secret would appear in the results');
-  await writeFile(RESULTS_FILE, next);
+  await writeMarkedSection({ file: RESULTS_FILE, startMark: START_MARK, endMark: END_MARK, section, secrets });
   log(`hot ${fmt(hotPairs)} pairs/s = ${fmt(hotRatio, 2)}x ceiling ${fmt(ceiling)} tps; many ${fmt(manyPairs)} pairs/s. Wrote ${path.relative(PROJECT_DIR, RESULTS_FILE)}`);
 }
 

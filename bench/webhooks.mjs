@@ -13,16 +13,17 @@
 // Writes its section into bench/RESULTS.md between the webhooks markers (replacing an
 // earlier one, or appending it); with BENCH_ONLY set, into bench/RESULTS.partial.md.
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { ServerProcess } from './lib/child.mjs';
+import { bulwarkServer } from './lib/child.mjs';
 import { freePort, httpRequest } from './lib/net.mjs';
 import { createScratchDatabase, dropScratchDatabase } from './lib/postgres.mjs';
 import { loadSettings } from './lib/settings.mjs';
+import { fmt, writeMarkedSection } from './lib/marked-section.mjs';
 import { median } from './lib/stats.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -92,9 +93,6 @@ function deliveries(server, secret, payloadOf, expectedOutcome) {
   });
 }
 
-function fmt(value, digits = 0) {
-  return Number(value).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
 
 async function main() {
   const database = await createScratchDatabase(settings.postgresAdminUrl);
@@ -106,21 +104,14 @@ async function main() {
   const port = await freePort(settings.host);
   const sandboxPort = await freePort(settings.host);
   const sandboxKey = ['sk', 'test', 'bench'].join('_');
-  const server = new ServerProcess({
-    name: 'Bulwark',
-    command: process.execPath,
-    args: [path.join(PROJECT_DIR, 'dist', 'server.js')],
-    cwd: PROJECT_DIR,
+  const server = bulwarkServer({
+    projectDir: PROJECT_DIR,
+    settings,
+    port,
+    dataDir,
+    databaseUrl: database.url,
+    adminToken,
     env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'development',
-      HOST: settings.host,
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      JOBS_ENABLED: 'false',
-      LOG_LEVEL: settings.serverLogLevel,
-      DATABASE_URL: database.url,
-      ADMIN_API_TOKEN: adminToken,
       STRIPE_WEBHOOK_SECRET: webhookSecret,
       STRIPE_SANDBOX_START: 'true',
       STRIPE_SANDBOX_PORT: String(sandboxPort),
@@ -128,8 +119,6 @@ async function main() {
       STRIPE_SANDBOX_WEBHOOK_URL: 'http://127.0.0.1:9/nowhere',
       RATE_LIMITS: JSON.stringify({ 'admin.ip': { limit: 1_000_000, windowSeconds: 3600 }, 'webhooks.ip': { limit: 1_000_000, windowSeconds: 60 } }),
     },
-    host: settings.host,
-    port,
   });
   const rounds = [];
   let machineLoad;
@@ -208,17 +197,7 @@ async function main() {
       'Handled events all name one charge, so they also serialise on that payment\'s lock: a worst case for one customer, not the spread of real traffic.',
     END_MARK,
   ].join('\n');
-  let existing = '';
-  try {
-    existing = await readFile(RESULTS_FILE, 'utf8');
-  } catch {
-    existing = '# Benchmark results\n';
-  }
-  const start = existing.indexOf(START_MARK);
-  const end = existing.indexOf(END_MARK);
-  const next = start >= 0 && end > start ? `${existing.slice(0, start)}${section}${existing.slice(end + END_MARK.length)}` : `${existing.trimEnd()}\n\n${section}\n`;
-  if ([...secrets].some((secret) => next.includes(secret))) throw new Error('a secret would appear in the results');
-  await writeFile(RESULTS_FILE, next);
+  await writeMarkedSection({ file: RESULTS_FILE, startMark: START_MARK, endMark: END_MARK, section, secrets });
   log(`distinct ${fmt(distinct)}/s, handled ${fmt(handled)}/s, duplicates ${fmt(duplicates)}/s. Wrote ${path.relative(PROJECT_DIR, RESULTS_FILE)}`);
 }
 

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { httpRequest } from './net.mjs';
 import { within } from './time.mjs';
@@ -81,3 +82,30 @@ export class ServerProcess {
   }
 }
 
+
+/**
+ * The real Bulwark server (dist/server.js) as the standalone benchmarks run it: on
+ * PostgreSQL, development mode, no jobs, the settings' log level, plus `env`.
+ */
+export function bulwarkServer({ projectDir, settings, port, dataDir, databaseUrl, adminToken, env = {} }) {
+  return new ServerProcess({
+    name: 'Bulwark',
+    command: process.execPath,
+    args: [path.join(projectDir, 'dist', 'server.js')],
+    cwd: projectDir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'development',
+      HOST: settings.host,
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      JOBS_ENABLED: 'false',
+      LOG_LEVEL: settings.serverLogLevel,
+      DATABASE_URL: databaseUrl,
+      ADMIN_API_TOKEN: adminToken,
+      ...env,
+    },
+    host: settings.host,
+    port,
+  });
+}

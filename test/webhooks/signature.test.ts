@@ -107,3 +107,30 @@ describe('webhook signature and replay window (WH-1, WH-2)', () => {
     expect(text.statusCode).toBe(415);
   });
 });
+
+describe('the webhook route at the edge', () => {
+  it('is limited by its own policy (webhooks.ip), not the general per-IP limit, and keeps the 1 MB body limit', async () => {
+    const limited = await createTestApp({
+      clock,
+      env: {
+        STRIPE_WEBHOOK_SECRET: current,
+        RATE_LIMITS: JSON.stringify({ 'webhooks.ip': { limit: 3, windowSeconds: 60 }, 'general.ip': { limit: 1, windowSeconds: 900 } }),
+      },
+    });
+    try {
+      // The limit counts before the body is read: the refused 2 MB body is one of the 3.
+      const big = `{"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`;
+      const tooBig = await limited.app.inject({ method: 'POST', url: '/api/webhooks/stripe', headers: { 'content-type': 'application/json' }, payload: big });
+      expect(tooBig.statusCode).toBe(413);
+      const statuses: number[] = [];
+      for (let index = 0; index < 3; index += 1) {
+        const { payload } = customerCreated();
+        statuses.push((await deliver(limited, payload, signatureFor(payload, current, nowSeconds()))).statusCode);
+      }
+      // The general limit (1 per 15 minutes) would have refused the second request already.
+      expect(statuses).toEqual([200, 200, 429]);
+    } finally {
+      await limited.close();
+    }
+  });
+});
