@@ -16,6 +16,7 @@ export const ID_PREFIX = {
   lease: 'lse',
   license: 'lic',
   instance: 'inst',
+  payment: 'pay',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;
