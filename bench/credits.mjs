@@ -12,20 +12,20 @@
 // one, or appending it), so that the rest of the file (bench/run.mjs) stays as it is.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { ServerProcess } from './lib/child.mjs';
+import { bulwarkServer } from './lib/child.mjs';
 import { processCpuSeconds } from './lib/cpu.mjs';
 import { freePort, httpRequest } from './lib/net.mjs';
 import { createScratchDatabase, dropScratchDatabase } from './lib/postgres.mjs';
 import { loadSettings } from './lib/settings.mjs';
+import { fmt, writeMarkedSection } from './lib/marked-section.mjs';
 import { median } from './lib/stats.mjs';
-import { bulwarkEnv } from './systems.mjs';
 
 const run = promisify(execFile);
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -138,9 +138,6 @@ async function pgbenchCeiling(databaseUrl, scriptPath) {
   return Number(match[1]);
 }
 
-function fmt(value, digits = 0) {
-  return Number(value).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
 
 async function main() {
   const only = (process.env.BENCH_ONLY ?? '').split(',').map((id) => id.trim()).filter(Boolean);
@@ -153,15 +150,15 @@ async function main() {
   const adminToken = randomBytes(32).toString('hex');
   secrets.add(adminToken);
   const port = await freePort(settings.host);
-  const server = new ServerProcess({
-    name: 'Bulwark',
-    command: process.execPath,
-    args: [path.join(PROJECT_DIR, 'dist', 'server.js')],
-    cwd: PROJECT_DIR,
-    // Setup creates 1,001 accounts through the operator API (3 requests each).
-    env: bulwarkEnv({ settings, port, dataDir, databaseUrl: database.url, adminToken, rateLimits: JSON.stringify({ 'admin.ip': { limit: 1_000_000, windowSeconds: 3600 } }) }),
-    host: settings.host,
+  const server = bulwarkServer({
+    projectDir: PROJECT_DIR,
+    settings,
     port,
+    dataDir,
+    databaseUrl: database.url,
+    adminToken,
+    // Setup creates 1,001 accounts through the operator API (3 requests each).
+    rateLimits: JSON.stringify({ 'admin.ip': { limit: 1_000_000, windowSeconds: 3600 } }),
   });
   const rounds = [];
   let machineLoad;
@@ -227,17 +224,7 @@ async function main() {
     'Setup through the operator API: ENTERPRISE accounts (no per-plan machine limit), one with 1,000,000 credits (hot) and 1,000 with 100,000 each, each with an API key. Bulwark runs as in the other benchmarks (bench/systems.mjs bulwarkEnv: LOG_LEVEL=warn, JOBS_ENABLED=false, no Stripe sandbox, default pool of 10) with the operator limit raised for the setup.',
     END_MARK,
   ].join('\n');
-  let existing = '';
-  try {
-    existing = await readFile(RESULTS_FILE, 'utf8');
-  } catch {
-    existing = '# Benchmark results\n';
-  }
-  const start = existing.indexOf(START_MARK);
-  const end = existing.indexOf(END_MARK);
-  const next = start >= 0 && end > start ? `${existing.slice(0, start)}${section}${existing.slice(end + END_MARK.length)}` : `${existing.trimEnd()}\n\n${section}\n`;
-  if ([...secrets].some((secret) => next.includes(secret))) throw new Error('a secret would appear in the results');
-  await writeFile(RESULTS_FILE, next);
+  await writeMarkedSection({ file: RESULTS_FILE, startMark: START_MARK, endMark: END_MARK, section, secrets });
   log(`hot ${fmt(hotPairs)} pairs/s = ${fmt(hotRatio, 2)}x ceiling ${fmt(ceiling)} tps; many ${fmt(manyPairs)} pairs/s. Wrote ${path.relative(PROJECT_DIR, RESULTS_FILE)}`);
 }
 

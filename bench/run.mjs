@@ -28,8 +28,8 @@ import { systems } from './systems.mjs';
 // BENCH_ONLY=id,id runs only those scenarios (for a quick look while working); the results
 // then go to bench/RESULTS.partial.md, so RESULTS.md always holds a full run.
 const only = (process.env.BENCH_ONLY ?? '').split(',').map((id) => id.trim()).filter(Boolean);
-// 'credits' is bench/credits.mjs's own (npm run bench runs it after this file).
-const unknownIds = only.filter((id) => id !== 'credits' && !scenarioDefinitions.some((scenario) => scenario.id === id));
+// 'credits' and 'webhooks' are bench/credits.mjs's and bench/webhooks.mjs's (npm run bench runs them after this file).
+const unknownIds = only.filter((id) => id !== 'credits' && id !== 'webhooks' && !scenarioDefinitions.some((scenario) => scenario.id === id));
 if (unknownIds.length > 0) throw new Error(`BENCH_ONLY names unknown scenarios: ${unknownIds.join(', ')}`);
 const scenarios = scenarioDefinitions.filter((scenario) => only.length === 0 || only.includes(scenario.id)).map(normalizeScenario);
 const systemIdsUsed = [...new Set(scenarios.flatMap((scenario) => ROLES.map((role) => scenario[role].system)))];

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bulwarkEnv } from './lib/child.mjs';
 import { freePort } from './lib/net.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -21,27 +22,6 @@ function baseEnv() {
  * once under load; 1,000,000 an hour is the most RATE_LIMITS accepts (MAX_LIMIT).
  */
 const USAGE_RATE_LIMITS = JSON.stringify({ 'usage_report.account': { limit: 1_000_000, windowSeconds: 3600 } });
-
-/**
- * The environment of a benchmarked Bulwark (bench/run.mjs and bench/credits.mjs): development mode on the run's
- * PostgreSQL database, no scheduled jobs, warn-level logs, a fresh operator token, no Stripe sandbox (nothing
- * benchmarked talks to Stripe), and the given rate-limit overrides.
- */
-export function bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, rateLimits }) {
-  return {
-    ...baseEnv(),
-    NODE_ENV: 'development',
-    HOST: settings.host,
-    PORT: String(port),
-    DATA_DIR: dataDir,
-    JOBS_ENABLED: 'false',
-    LOG_LEVEL: settings.serverLogLevel,
-    DATABASE_URL: databaseUrl,
-    ADMIN_API_TOKEN: adminToken,
-    RATE_LIMITS: rateLimits,
-    STRIPE_SANDBOX_START: 'false',
-  };
-}
 
 export const systems = {
   bare: {

@@ -33,6 +33,7 @@ import { jobTypeRateLimit } from './modules/credits/job-rate-limit.js';
 import { gateRoutes } from './modules/gate/gate.routes.js';
 import { GateService } from './modules/gate/gate.service.js';
 import { sandboxRoutes } from './modules/stripe/sandbox/sandbox.routes.js';
+import { stripeWebhookRoutes, webhookAdminRoutes } from './modules/stripe/webhooks/webhook.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
@@ -230,6 +231,12 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     uptimeSeconds: () => process.uptime(),
   });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
+  // RL-1: webhooks have their own per-IP policy instead of the general limit.
+  await app.register(stripeWebhookRoutes, {
+    service: deps.webhooks,
+    rateLimit: rateLimit(deps.rateLimiting.limiter, 'webhooks.ip', byIp) as onRequestHookHandler,
+  });
+  await app.register(webhookAdminRoutes, { service: deps.webhooks });
   if (config.stripe.mode === 'sandbox' && deps.stripeSandboxUrl !== undefined) {
     await app.register(sandboxRoutes, { sandboxUrl: deps.stripeSandboxUrl, timeoutMs: config.stripe.timeoutMs });
   }

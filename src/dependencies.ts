@@ -37,6 +37,8 @@ import { readLicenseSigningKey, type LicenseSigningKey } from './modules/license
 import { createStripeGateway, type StripeGateway } from './modules/stripe/gateway.js';
 import { sandboxHealth, startInProcessSandbox } from './modules/stripe/sandbox/in-process.js';
 import type { StripeSandbox } from './modules/stripe/sandbox/sandbox-server.js';
+import type { WebhookService } from './modules/stripe/webhooks/webhook.service.js';
+import { createWebhookService } from './modules/stripe/webhooks/webhooks.module.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -75,6 +77,8 @@ export interface Dependencies {
   readonly stripeSandbox: StripeSandbox | undefined;
   /** In sandbox mode, where the sandbox answers (its control routes back /sandbox/*). */
   readonly stripeSandboxUrl: string | undefined;
+  /** The Stripe webhook intake and its dead-letter list (WH-1..9). */
+  readonly webhooks: WebhookService;
 }
 
 export interface DependencyOverrides {
@@ -226,6 +230,19 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     },
   });
   const apiKeyModule = createApiKeysModule({ config, database, clock, logger: logger.child({ component: 'api-keys' }) });
+  const stripe = overrides.stripe ?? createStripeGateway(stripeConfig);
+  const webhooks = createWebhookService({
+    database,
+    clock,
+    stripe,
+    credits,
+    exemptions,
+    alerter,
+    metrics,
+    logger: logger.child({ component: 'stripe-webhooks' }),
+    webhookSecrets: config.stripe.webhookSecrets,
+    maxAttempts: config.stripe.webhookMaxAttempts,
+  });
 
   return {
     config,
@@ -253,7 +270,8 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     entitlements,
     credits,
     licenseKey,
-    stripe: overrides.stripe ?? createStripeGateway(stripeConfig),
+    stripe,
+    webhooks,
     stripeSandbox,
     stripeSandboxUrl,
     errorReporter,

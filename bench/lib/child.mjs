@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { httpRequest } from './net.mjs';
 import { within } from './time.mjs';
@@ -81,3 +82,43 @@ export class ServerProcess {
   }
 }
 
+
+/**
+ * The real Bulwark server (dist/server.js) as the standalone benchmarks run it: on
+ * PostgreSQL, development mode, no jobs, the settings' log level, plus `env`.
+ */
+/**
+ * The environment of a benchmarked Bulwark (bench/run.mjs, credits.mjs, webhooks.mjs): nothing from the caller's
+ * shell but PATH, development mode on the run's PostgreSQL database, no scheduled jobs, warn-level logs, a fresh
+ * operator token, no Stripe sandbox unless asked (`extra`), and the given rate-limit overrides.
+ */
+export function bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, rateLimits, extra = {} }) {
+  return {
+    PATH: process.env.PATH ?? '',
+    ...(process.env.SYSTEMROOT ? { SYSTEMROOT: process.env.SYSTEMROOT } : {}),
+    NODE_ENV: 'development',
+    HOST: settings.host,
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    JOBS_ENABLED: 'false',
+    LOG_LEVEL: settings.serverLogLevel,
+    DATABASE_URL: databaseUrl,
+    ADMIN_API_TOKEN: adminToken,
+    STRIPE_SANDBOX_START: 'false',
+    ...(rateLimits ? { RATE_LIMITS: rateLimits } : {}),
+    ...extra,
+  };
+}
+
+/** dist/server.js as a benchmarked child process, with bulwarkEnv. */
+export function bulwarkServer({ projectDir, settings, port, dataDir, databaseUrl, adminToken, rateLimits, env = {} }) {
+  return new ServerProcess({
+    name: 'Bulwark',
+    command: process.execPath,
+    args: [path.join(projectDir, 'dist', 'server.js')],
+    cwd: projectDir,
+    env: bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, rateLimits, extra: env }),
+    host: settings.host,
+    port,
+  });
+}

@@ -111,6 +111,7 @@ const environmentSchema = z.object({
   STRIPE_API_URL: z.url().optional(),
   STRIPE_TIMEOUT_MS: integer(100, 120_000).default(10_000),
   STRIPE_MAX_NETWORK_RETRIES: integer(0, 10).default(2),
+  WEBHOOK_MAX_ATTEMPTS: integer(1, 100).default(5),
 
   CORS_ORIGINS: commaList.default([]),
   ALLOWED_HOSTS: commaList.optional(),
@@ -241,6 +242,8 @@ export interface Config {
     readonly apiUrl: string | undefined;
     readonly timeoutMs: number;
     readonly maxNetworkRetries: number;
+    /** WH-8: an event whose processing failed this many times is dead-lettered (and answered 200). */
+    readonly webhookMaxAttempts: number;
   };
   readonly http: {
     readonly corsOrigins: readonly string[];
@@ -409,6 +412,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
         ((raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox')) === 'sandbox' ? `http://127.0.0.1:${raw.STRIPE_SANDBOX_PORT}` : undefined),
       timeoutMs: raw.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: raw.STRIPE_MAX_NETWORK_RETRIES,
+      webhookMaxAttempts: raw.WEBHOOK_MAX_ATTEMPTS,
     },
     http: {
       corsOrigins: raw.CORS_ORIGINS,

@@ -17,6 +17,7 @@ export const ID_PREFIX = {
   license: 'lic',
   instance: 'inst',
   adminSession: 'adms',
+  payment: 'pay',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

@@ -222,10 +222,23 @@ export class CreditsService {
    * transaction. An unknown account is 404.
    */
   async grant(accountId: string, input: GrantInput, actor: Actor = { actorType: 'system', actorId: null }): Promise<GrantView> {
-    return this.measured('grant', () => this.grantNow(accountId, input, actor));
+    return this.measured('grant', async () => {
+      try {
+        return await forAccount(this.options.database, accountId, (tx) => this.grantIn(tx, accountId, input, actor));
+      } catch (error) {
+        if (sqlStateOf(error) === SqlState.foreignKeyViolation) throw new AppError('NOT_FOUND', 'Not found');
+        throw error;
+      }
+    });
   }
 
-  private async grantNow(accountId: string, input: GrantInput, actor: Actor): Promise<GrantView> {
+  /**
+   * A grant inside the caller's open transaction (say, a webhook event's, so that the
+   * grant commits or rolls back with the event row: WH-4), which must act for this
+   * account (forAccount) or as a system context. Same rules and audit entry as grant();
+   * the audit entry is written last, so call it near the end of the transaction.
+   */
+  async grantIn(tx: Queryable, accountId: string, input: GrantInput, actor: Actor = { actorType: 'system', actorId: null }): Promise<GrantView> {
     const now = this.options.clock.now();
     if (!isWholeCredits(input.amount)) {
       throw validationError([{ field: 'amount', message: `must be a whole number of credits from 1 to ${MAX_CREDITS_PER_OPERATION}` }]);
@@ -239,30 +252,23 @@ export class CreditsService {
     }
     const reference = input.reference ?? null;
     if (reference !== null) requireText(reference, 'reference', 256);
-    try {
-      return await forAccount(this.options.database, accountId, async (tx) => {
-        const row = await this.insertGrant(tx, accountId, input.source, input.amount, expiresAt, reference, now, false);
-        if (!row) throw new Error('grant insert returned no row');
-        await recordAudit(
-          tx,
-          {
-            event: 'credits.granted',
-            actorType: actor.actorType,
-            actorId: actor.actorId,
-            subjectType: 'credit_grant',
-            subjectId: row.id,
-            accountId,
-            ip: actor.ip ?? null,
-            metadata: { amount: row.amount, source: row.source, expiresAt: row.expires_at?.toISOString() ?? null, reference },
-          },
-          this.options.clock,
-        );
-        return grantView(row);
-      });
-    } catch (error) {
-      if (sqlStateOf(error) === SqlState.foreignKeyViolation) throw new AppError('NOT_FOUND', 'Not found');
-      throw error;
-    }
+    const row = await this.insertGrant(tx, accountId, input.source, input.amount, expiresAt, reference, now, false);
+    if (!row) throw new Error('grant insert returned no row');
+    await recordAudit(
+      tx,
+      {
+        event: 'credits.granted',
+        actorType: actor.actorType,
+        actorId: actor.actorId,
+        subjectType: 'credit_grant',
+        subjectId: row.id,
+        accountId,
+        ip: actor.ip ?? null,
+        metadata: { amount: row.amount, source: row.source, expiresAt: row.expires_at?.toISOString() ?? null, reference },
+      },
+      this.options.clock,
+    );
+    return grantView(row);
   }
 
   /**

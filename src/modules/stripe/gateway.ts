@@ -51,8 +51,17 @@ export interface StripeGateway {
   retrieveEvent(eventId: string): Promise<Stripe.Event>;
   listEvents(params: Stripe.EventListParams): Promise<Stripe.ApiList<Stripe.Event>>;
 
-  /** Verifies a webhook's signature against each secret (rotation) and parses the event. */
-  constructWebhookEvent(payload: string | Buffer, signatureHeader: string, secrets: readonly string[], toleranceSeconds?: number): Stripe.Event;
+  /**
+   * Verifies a webhook's signature against each secret (rotation) and parses the event;
+   * `receivedAtMs` is the time the signed timestamp is compared with (the service's clock).
+   */
+  constructWebhookEvent(
+    payload: string | Buffer,
+    signatureHeader: string,
+    secrets: readonly string[],
+    toleranceSeconds?: number,
+    receivedAtMs?: number,
+  ): Stripe.Event;
 }
 
 export interface EnsurePriceParams {
@@ -250,16 +259,20 @@ export class StripeApiGateway implements StripeGateway {
     return this.client.events.list(params);
   }
 
-  constructWebhookEvent(payload: string | Buffer, signatureHeader: string, secrets: readonly string[], toleranceSeconds = 300): Stripe.Event {
+  constructWebhookEvent(payload: string | Buffer, signatureHeader: string, secrets: readonly string[], toleranceSeconds = 300, receivedAtMs?: number): Stripe.Event {
     let lastError: unknown = new Error('no webhook secret configured');
+    let stale: unknown;
     for (const secret of secrets) {
       try {
-        return this.client.webhooks.constructEvent(payload, signatureHeader, secret, toleranceSeconds);
+        return this.client.webhooks.constructEvent(payload, signatureHeader, secret, toleranceSeconds, undefined, receivedAtMs);
       } catch (error) {
+        // A secret whose signature matched but whose timestamp is too old says more than
+        // the other secrets' mismatches: report that one.
+        if (error instanceof Stripe.errors.StripeSignatureVerificationError && /tolerance/i.test(error.message)) stale ??= error;
         lastError = error;
       }
     }
-    throw lastError;
+    throw stale ?? lastError;
   }
 }
 

@@ -12,6 +12,17 @@ export interface Metrics {
   readonly authentications: Counter<'credential' | 'outcome'>;
   /** Credit operations (OPS-2): reserve, confirm, release, grant, sweep_release, expiry, gate; outcome ok or why not. */
   readonly creditOperations: Counter<'operation' | 'outcome'>;
+  /** Verified Stripe webhook deliveries, by event type. */
+  readonly webhookReceived: Counter<'type'>;
+  /**
+   * What became of each verified delivery, by event type and outcome: processed, ignored,
+   * refused, duplicate, failed (answered 5xx) or dead_lettered.
+   */
+  readonly webhookEvents: Counter<'type' | 'outcome'>;
+  /** Deliveries refused before any processing (400): bad or missing signature, stale or future timestamp. */
+  readonly webhookRejected: Counter<'reason'>;
+  /** From verification to the answer, by event type and outcome. */
+  readonly webhookProcessingDuration: Histogram<'type' | 'outcome'>;
 }
 
 export function createMetrics(): Metrics {
@@ -36,5 +47,30 @@ export function createMetrics(): Metrics {
     labelNames: ['operation', 'outcome'] as const,
     registers: [registry],
   });
-  return { registry, httpRequestDuration, authentications, creditOperations };
+  const webhookReceived = new Counter({
+    name: 'stripe_webhook_received_total',
+    help: 'Verified Stripe webhook deliveries, by event type',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const webhookEvents = new Counter({
+    name: 'stripe_webhook_events_total',
+    help: 'Verified Stripe webhook deliveries by event type and outcome (processed, ignored, refused, duplicate, failed, dead_lettered)',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [registry],
+  });
+  const webhookRejected = new Counter({
+    name: 'stripe_webhook_rejected_total',
+    help: 'Stripe webhook deliveries refused with 400 before processing, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const webhookProcessingDuration = new Histogram({
+    name: 'stripe_webhook_processing_seconds',
+    help: 'Stripe webhook processing time from verification to the answer, by event type and outcome',
+    labelNames: ['type', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  return { registry, httpRequestDuration, authentications, creditOperations, webhookReceived, webhookEvents, webhookRejected, webhookProcessingDuration };
 }

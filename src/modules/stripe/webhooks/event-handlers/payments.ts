@@ -1,0 +1,139 @@
+import type Stripe from 'stripe';
+import { recordAudit } from '../../../audit/audit.service.js';
+import { findPaymentForUpdate, savePayment, type PaymentStatus } from '../billing-state.repository.js';
+import { lockStripeObject } from '../inbox.repository.js';
+import { stripeIdOf } from '../stripe-conventions.js';
+import { processed, refused, type EventHandler, type HandlerDependencies, type HandlerResult } from './types.js';
+
+/**
+ * Invoices and charges (WH-9), recorded in `payments` for the paid lifecycle to build on
+ * (renewals, failed payments, refunds, reconciliation): invoice.paid,
+ * invoice.payment_failed, invoice.payment_action_required, charge.succeeded,
+ * charge.failed, charge.refunded, charge.dispute.created. Each re-fetches its object
+ * (WH-5) under a lock on the payment intent, and mergePayment keeps a payment from
+ * moving backwards. None of them changes a plan or grants credits.
+ */
+
+function invoiceStatus(invoice: Stripe.Invoice, eventType: string): PaymentStatus {
+  if (invoice.status === 'paid') return 'succeeded';
+  if (invoice.status === 'void' || invoice.status === 'uncollectible') return 'failed';
+  if (eventType === 'invoice.payment_failed') return 'failed';
+  if (eventType === 'invoice.payment_action_required') return 'requires_action';
+  return 'pending';
+}
+
+function chargeStatus(charge: Stripe.Charge): PaymentStatus {
+  if (charge.status === 'succeeded') return 'succeeded';
+  if (charge.status === 'failed') return 'failed';
+  return 'pending';
+}
+
+export function invoiceHandler(deps: HandlerDependencies): EventHandler {
+  return {
+    family: 'invoice',
+    async handle({ tx, event, accountId, customerId, now }): Promise<HandlerResult> {
+      const invoiceId = (event.data.object as Stripe.Invoice).id;
+      if (!invoiceId) return refused('MALFORMED_OBJECT');
+      const invoice = await deps.stripe.retrieveInvoice(invoiceId);
+      if (stripeIdOf(invoice.customer) !== customerId) return refused('CUSTOMER_MISMATCH');
+      const invoicePayments = await deps.stripe.listInvoicePayments({ invoice: invoiceId, limit: 10 });
+      const paymentIntentId =
+        invoicePayments.data.map((item) => stripeIdOf(item.payment.payment_intent)).find((id): id is string => id !== null) ?? null;
+      await lockStripeObject(tx, paymentIntentId ?? invoiceId);
+      const stored = await findPaymentForUpdate(tx, { invoiceId, paymentIntentId });
+      const status = invoiceStatus(invoice, event.type);
+      await savePayment(
+        tx,
+        accountId,
+        stored,
+        {
+          kind: 'subscription_invoice',
+          invoiceId,
+          paymentIntentId,
+          subscriptionId: stripeIdOf(invoice.parent?.subscription_details?.subscription ?? null),
+          amountCents: status === 'succeeded' ? invoice.amount_paid : invoice.amount_due,
+          currency: invoice.currency,
+          status,
+        },
+        now,
+      );
+      return processed();
+    },
+  };
+}
+
+export function chargeHandler(deps: HandlerDependencies): EventHandler {
+  return {
+    family: 'charge',
+    async handle({ tx, event, accountId, customerId, now }): Promise<HandlerResult> {
+      const charge = await deps.stripe.retrieveCharge((event.data.object as Stripe.Charge).id);
+      if (stripeIdOf(charge.customer) !== customerId) return refused('CUSTOMER_MISMATCH');
+      const paymentIntentId = stripeIdOf(charge.payment_intent);
+      await lockStripeObject(tx, paymentIntentId ?? charge.id);
+      const stored = await findPaymentForUpdate(tx, { paymentIntentId, chargeId: charge.id });
+      const saved = await savePayment(
+        tx,
+        accountId,
+        stored,
+        { paymentIntentId, chargeId: charge.id, amountCents: charge.amount, currency: charge.currency, status: chargeStatus(charge), amountRefundedCents: charge.amount_refunded },
+        now,
+      );
+      if (saved.amount_refunded_cents > (stored?.amount_refunded_cents ?? 0)) {
+        await recordAudit(
+          tx,
+          {
+            event: 'payment.refunded',
+            actorType: 'system',
+            subjectType: 'payment',
+            subjectId: saved.id,
+            accountId,
+            metadata: { eventId: event.id, chargeId: charge.id, amountRefunded: saved.amount_refunded_cents, amount: saved.amount_cents, currency: saved.currency },
+          },
+          deps.clock,
+        );
+      }
+      return processed();
+    },
+  };
+}
+
+/**
+ * charge.dispute.created: the dispute names a charge, not a customer, so its account is
+ * the one of the payment recorded for that charge (unknown charges are ignored by the
+ * processor). The charge is re-fetched for its amounts.
+ */
+export function disputeHandler(deps: HandlerDependencies): EventHandler {
+  return {
+    family: 'charge',
+    async handle({ tx, event, accountId, now }): Promise<HandlerResult> {
+      const dispute = event.data.object as Stripe.Dispute;
+      const chargeId = stripeIdOf(dispute.charge);
+      if (chargeId === null) return refused('MALFORMED_OBJECT');
+      const charge = await deps.stripe.retrieveCharge(chargeId);
+      const paymentIntentId = stripeIdOf(charge.payment_intent);
+      await lockStripeObject(tx, paymentIntentId ?? charge.id);
+      const stored = await findPaymentForUpdate(tx, { paymentIntentId, chargeId });
+      if (!stored || stored.account_id !== accountId) return refused('CUSTOMER_MISMATCH');
+      const saved = await savePayment(
+        tx,
+        accountId,
+        stored,
+        { paymentIntentId, chargeId, amountCents: charge.amount, currency: charge.currency, status: chargeStatus(charge), amountRefundedCents: charge.amount_refunded, disputedAt: now },
+        now,
+      );
+      await recordAudit(
+        tx,
+        {
+          event: 'payment.disputed',
+          actorType: 'system',
+          subjectType: 'payment',
+          subjectId: saved.id,
+          accountId,
+          metadata: { eventId: event.id, disputeId: dispute.id, chargeId, amount: dispute.amount, currency: dispute.currency, reason: dispute.reason },
+        },
+        deps.clock,
+      );
+      return processed();
+    },
+  };
+}
