@@ -495,35 +495,38 @@ function reconciliationPage() {
   ]);
 }
 
-function webhooksPage() {
+/** @param {URLSearchParams} [query] */
+function webhooksPage(query = new URLSearchParams(location.search)) {
+  const cursor = query.get('cursor');
   return page('Webhook dead letters', async () => [
     await optionalSection('Failed events', async () => {
-      const letters = await api.get('/api/admin/webhooks/dead-letters');
+      const letters = await api.get(`/api/admin/webhooks/dead-letters?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
       return [
+        h('p', null, 'Stripe events that failed every attempt. Replaying fetches the event again from Stripe and applies it once.'),
         table(
           'Stripe events that could not be applied',
-          ['Event', 'Type', 'Received', 'Error', ''],
-          (letters.items ?? []).map((/** @type {any} */ letter) => {
-            const eventId = letter.eventId ?? letter.id;
-            return [
-              h('code', null, eventId),
-              letter.type ?? '',
-              formatDate(letter.receivedAt ?? letter.createdAt),
-              letter.error ?? letter.lastError ?? '',
-              actionForm({
-                label: `Replay ${eventId}`,
-                fields: [],
-                className: 'inline',
-                action: async () => {
-                  await api.post(`/api/admin/webhooks/${encodeURIComponent(eventId)}/replay`);
-                  await webhooksPage();
-                  notify(`Replayed ${eventId}.`, 'success');
-                },
-              }),
-            ];
-          }),
-          { empty: 'No dead letters.' },
+          ['Event', 'Type', 'Account', 'Attempts', 'Last error', 'Received', ''],
+          (letters.items ?? []).map((/** @type {any} */ letter) => [
+            h('code', null, letter.eventId),
+            letter.type,
+            letter.accountId ? h('a', { href: `/admin/accounts/${encodeURIComponent(letter.accountId)}`, 'data-route': true }, letter.accountId) : '—',
+            formatCount(letter.attempts),
+            letter.lastErrorCode ?? '—',
+            formatDate(letter.receivedAt),
+            actionForm({
+              label: `Replay ${letter.eventId}`,
+              fields: [],
+              className: 'inline',
+              action: async () => {
+                const replayed = await api.post(`/api/admin/webhooks/${encodeURIComponent(letter.eventId)}/replay`);
+                await webhooksPage(new URLSearchParams());
+                notify(`Replayed ${letter.eventId}: ${humanise(replayed.outcome ?? 'done')}.`, 'success');
+              },
+            }),
+          ]),
+          { empty: 'No dead letters: every event was applied.' },
         ),
+        letters.nextCursor ? h('p', { class: 'pager' }, h('a', { href: `/admin/webhooks?cursor=${encodeURIComponent(letters.nextCursor)}`, 'data-route': true, class: 'button secondary' }, 'More')) : null,
       ];
     }),
   ]);
@@ -590,7 +593,7 @@ const router = createRouter({
     { pattern: /^\/admin\/accounts\/([A-Za-z0-9_-]{1,128})$/, render: (match) => accountPage(match[1] ?? '') },
     { pattern: /^\/admin\/audit$/, render: (_match, query) => auditPage(query) },
     { pattern: /^\/admin\/reconciliation$/, render: () => reconciliationPage() },
-    { pattern: /^\/admin\/webhooks$/, render: () => webhooksPage() },
+    { pattern: /^\/admin\/webhooks$/, render: (_match, query) => webhooksPage(query) },
     { pattern: /^\/admin\/health$/, render: () => healthPage() },
   ],
   notFound: notFoundPage,
