@@ -4,26 +4,22 @@
 import { createClient } from './lib/api.js';
 import { barChart } from './lib/chart.js';
 import {
-  clearFormError,
-  clearNotice,
   describeError,
   field,
   formatCount,
   formatDate,
-  formStatus,
   formValues,
   h,
   humanise,
   notify,
   replace,
   select,
-  showFormError,
   showFormSuccess,
   table,
 } from './lib/dom.js';
+import { actionForm, page, section } from './lib/page.js';
 import { createRouter } from './lib/router.js';
 
-const main = /** @type {HTMLElement} */ (document.getElementById('main'));
 const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
 
 /** @type {{csrfToken: string | null, expiresAt: string} | null} */
@@ -75,42 +71,6 @@ async function signOut() {
   session = null;
   renderNav();
   router.go('/admin/login?signedOut=1');
-}
-
-/** @param {string} title @param {() => Promise<Array<Node | null>> | Array<Node | null>} build */
-async function page(title, build) {
-  clearNotice();
-  replace(main, h('h1', null, title), h('p', { class: 'loading' }, 'Loading…'));
-  try {
-    replace(main, h('h1', null, title), ...(await build()));
-  } catch (error) {
-    replace(main, h('h1', null, title), h('p', { class: 'error-text' }, describeError(error).message));
-  }
-}
-
-/** @param {string} title @param {...(Node | string | null | false | undefined | Array<Node | string | null>)} content */
-function section(title, ...content) {
-  const id = `section-${title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
-  return h('section', { 'aria-labelledby': id, class: 'card' }, h('h2', { id }, title), ...content);
-}
-
-/** @param {{label: string, fields: Node[], action: (values: Record<string, string>, form: HTMLFormElement) => Promise<void>, className?: string}} options */
-function actionForm(options) {
-  const button = h('button', { type: 'submit' }, options.label);
-  const form = /** @type {HTMLFormElement} */ (h('form', { class: options.className ?? 'stack', novalidate: true }, ...options.fields, button, formStatus()));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    clearFormError(form);
-    button.setAttribute('disabled', '');
-    try {
-      await options.action(formValues(form), form);
-    } catch (error) {
-      showFormError(form, error);
-    } finally {
-      button.removeAttribute('disabled');
-    }
-  });
-  return form;
 }
 
 /** A section whose content comes from a route that may not exist on this server yet. @param {string} title @param {() => Promise<Array<Node | null>>} build */

@@ -3,27 +3,22 @@
 import { createClient, readCookie } from './lib/api.js';
 import { barChart } from './lib/chart.js';
 import {
-  clearFormError,
-  clearNotice,
   copyText,
   describeError,
   field,
   formatCount,
   formatDate,
   formatMoney,
-  formStatus,
-  formValues,
   h,
   humanise,
   notify,
   replace,
-  showFormError,
   showFormSuccess,
   table,
 } from './lib/dom.js';
+import { actionForm, page, section } from './lib/page.js';
 import { createRouter } from './lib/router.js';
 
-const main = /** @type {HTMLElement} */ (document.getElementById('main'));
 const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
 
 /** @type {{user: {id: string, email: string | null, name: string | null, role: string}, account: {id: string, plan: string, status: string}} | null} */
@@ -110,48 +105,6 @@ async function logOut() {
   me = null;
   renderNav();
   router.go('/portal/login?loggedOut=1');
-}
-
-/** A page: heading, then sections; shows a loading line while `build` runs and its error if it fails. @param {string} title @param {() => Promise<Array<Node | null>> | Array<Node | null>} build */
-async function page(title, build) {
-  clearNotice();
-  replace(main, h('h1', null, title), h('p', { class: 'loading' }, 'Loading…'));
-  try {
-    const content = await build();
-    replace(main, h('h1', null, title), ...content);
-  } catch (error) {
-    replace(main, h('h1', null, title), h('p', { class: 'error-text' }, describeError(error).message));
-  }
-}
-
-/** @param {string} title @param {...(Node | string | null | false | undefined | Array<Node | string | null>)} content */
-function section(title, ...content) {
-  const id = `section-${title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
-  return h('section', { 'aria-labelledby': id, class: 'card' }, h('h2', { id }, title), ...content);
-}
-
-/**
- * A form whose submit runs `action`; its button is busy meanwhile and errors show in it.
- * @param {{label: string, fields: Node[], action: (values: Record<string, string>, form: HTMLFormElement) => Promise<void>, className?: string}} options
- */
-function actionForm(options) {
-  const button = h('button', { type: 'submit' }, options.label);
-  const form = /** @type {HTMLFormElement} */ (h('form', { class: options.className ?? 'stack', novalidate: true }, ...options.fields, button, formStatus()));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    clearFormError(form);
-    button.setAttribute('disabled', '');
-    button.setAttribute('aria-busy', 'true');
-    try {
-      await options.action(formValues(form), form);
-    } catch (error) {
-      showFormError(form, error);
-    } finally {
-      button.removeAttribute('disabled');
-      button.removeAttribute('aria-busy');
-    }
-  });
-  return form;
 }
 
 // --- Public pages --------------------------------------------------------------------
