@@ -9,6 +9,7 @@ function validProduction(): Record<string, string> {
     COOKIE_SECRET: 'c'.repeat(40),
     ADMIN_API_TOKEN: '0123456789abcdef'.repeat(4),
     API_KEY_PEPPER: 'p'.repeat(32),
+    AUDIT_PSEUDONYM_KEY: 'a'.repeat(16) + 'u'.repeat(16),
     SMTP_URL: 'smtp://mail.internal:587',
     STRIPE_MODE: 'live',
     STRIPE_SECRET_KEY: ['sk', 'live', 'abcdefghijklmnop1234'].join('_'),
@@ -102,6 +103,7 @@ describe('production lockdown (CFG-2)', () => {
         'COOKIE_SECRET is missing',
         'ADMIN_API_TOKEN is missing',
         'API_KEY_PEPPER is missing',
+        'AUDIT_PSEUDONYM_KEY is missing',
         'STRIPE_SECRET_KEY is missing',
         'STRIPE_WEBHOOK_SECRET is missing',
         expect.stringContaining('ALLOWED_HOSTS is empty'),
@@ -109,7 +111,7 @@ describe('production lockdown (CFG-2)', () => {
         expect.stringContaining('SMTP_URL is missing'),
       ]),
     );
-    expect(reasons).toHaveLength(9);
+    expect(reasons).toHaveLength(10);
   });
 
   const refusals: Array<[string, Record<string, string>, RegExp]> = [
@@ -126,6 +128,8 @@ describe('production lockdown (CFG-2)', () => {
     ['the admin token is one repeated character', { ADMIN_API_TOKEN: 'a'.repeat(64) }, /^ADMIN_API_TOKEN has too little variety/],
     ['the API key pepper is missing', { API_KEY_PEPPER: '' }, /^API_KEY_PEPPER is missing$/],
     ['the API key pepper is short', { API_KEY_PEPPER: 'short' }, /^API_KEY_PEPPER is shorter than 32 bytes$/],
+    ['the audit pseudonym key is missing', { AUDIT_PSEUDONYM_KEY: '' }, /^AUDIT_PSEUDONYM_KEY is missing$/],
+    ['the audit pseudonym key is short', { AUDIT_PSEUDONYM_KEY: 'short' }, /^AUDIT_PSEUDONYM_KEY is shorter than 32 bytes$/],
     ['the service secret is short', { API_SHARED_SECRET: 's'.repeat(20), EXTERNAL_JWT_SECRET: 'e'.repeat(40) }, /^API_SHARED_SECRET is shorter/],
     ['a service secret has no identity provider', { API_SHARED_SECRET: 's'.repeat(40) }, /neither EXTERNAL_JWT_SECRET nor EXTERNAL_JWT_JWKS_URL/],
     ['the external JWT secret is short', { EXTERNAL_JWT_SECRET: 'e'.repeat(10) }, /^EXTERNAL_JWT_SECRET is shorter/],

@@ -72,6 +72,7 @@ export function productionProblems(config: Config): string[] {
   });
   problems.push(...adminTokenProblems(config.secrets.adminApiToken));
   problems.push(...secretProblems('API_KEY_PEPPER', config.secrets.apiKeyPepper));
+  problems.push(...secretProblems('AUDIT_PSEUDONYM_KEY', config.secrets.auditPseudonymKey));
   if (config.service.sharedSecret !== undefined) {
     problems.push(...secretProblems('API_SHARED_SECRET', config.service.sharedSecret));
     if (config.service.externalJwtSecret === undefined && config.service.externalJwksUrl === undefined) {

@@ -128,6 +128,7 @@ describe('production start-up refusal (CFG-2)', () => {
         '  - COOKIE_SECRET is missing',
         '  - ADMIN_API_TOKEN is missing',
         '  - API_KEY_PEPPER is missing',
+        '  - AUDIT_PSEUDONYM_KEY is missing',
         expect.stringContaining('SMTP_URL is missing'),
         '  - STRIPE_SECRET_KEY is missing',
         '  - STRIPE_WEBHOOK_SECRET is missing',
