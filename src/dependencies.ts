@@ -36,6 +36,8 @@ import { SecurityEvents } from './modules/audit/security-events.js';
 import { createStripeGateway, type StripeGateway } from './modules/stripe/gateway.js';
 import { sandboxHealth, startInProcessSandbox } from './modules/stripe/sandbox/in-process.js';
 import type { StripeSandbox } from './modules/stripe/sandbox/sandbox-server.js';
+import { PrivacyService } from './modules/privacy/privacy.service.js';
+import { accountDeletionJob } from './modules/privacy/account-deletion.job.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -72,6 +74,8 @@ export interface Dependencies {
   readonly stripeSandbox: StripeSandbox | undefined;
   /** In sandbox mode, where the sandbox answers (its control routes back /sandbox/*). */
   readonly stripeSandboxUrl: string | undefined;
+  /** GDPR-1 export and GDPR-2 deletion; close() before the database closes. */
+  readonly privacy: PrivacyService;
 }
 
 export interface DependencyOverrides {
@@ -219,6 +223,22 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     },
   });
   const apiKeyModule = createApiKeysModule({ config, database, clock, logger: logger.child({ component: 'api-keys' }) });
+  const stripe = overrides.stripe ?? createStripeGateway(stripeConfig);
+  const pseudonymKey = config.secrets.auditPseudonymKey;
+  if (!pseudonymKey) throw new Error('AUDIT_PSEUDONYM_KEY must be resolved before creating dependencies');
+  const privacy = new PrivacyService({
+    database,
+    clock,
+    stripe,
+    mailer,
+    logger: logger.child({ component: 'privacy' }),
+    loginLockout: rateLimiting.loginLockout,
+    authFailures,
+    pseudonymKey,
+    onApiKeysRevoked: (keyIds) => keyIds.forEach((keyId) => apiKeyModule.verifier.invalidateKey(keyId)),
+    onAccountChanged: (accountId) => accounts.invalidate(accountId),
+  });
+  scheduler.register(accountDeletionJob(privacy));
 
   return {
     config,
@@ -245,9 +265,10 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
-    stripe: overrides.stripe ?? createStripeGateway(stripeConfig),
+    stripe,
     stripeSandbox,
     stripeSandboxUrl,
+    privacy,
     errorReporter,
     scheduler,
     readinessChecks,
