@@ -73,6 +73,16 @@ describe('account deletion (GDPR-2)', () => {
     expect(await count(`SELECT count(*)::int AS n FROM accounts WHERE id = $1 AND status = 'active'`, [mallory.accountId])).toBe(1);
   });
 
+  it('follows the login lockout: once the email is locked, even the right password is refused (429) and nothing changes', async () => {
+    const lou = await signUp(testApp.app, { email: 'lou@example.com', name: 'Lou Locked', ip: '203.0.113.32' });
+    for (let attempt = 1; attempt <= 5; attempt += 1) expect((await logIn(testApp.app, lou, `wrong password ${attempt}!`)).statusCode).toBe(401);
+    const locked = await deleteAccount(lou, { password: PASSWORD });
+    expect(locked.statusCode).toBe(429);
+    expect(locked.headers['retry-after']).toBeDefined();
+    expect(await count(`SELECT count(*)::int AS n FROM accounts WHERE id = $1 AND status = 'active'`, [lou.accountId])).toBe(1);
+    expect(await count('SELECT count(*)::int AS n FROM account_deletions WHERE account_id = $1', [lou.accountId])).toBe(0);
+  });
+
   it('after delete: login, token, refresh and key are refused, the Stripe customer is gone, no email or name is left, the chain and the ledger verify', async () => {
     // Typed at a failed login before the account existed: an audit entry naming no account.
     expect((await logIn(testApp.app, { email: 'grace@example.com', ip: '198.51.100.40' })).statusCode).toBe(401);
