@@ -74,6 +74,7 @@ const environmentSchema = z.object({
   COOKIE_PREVIOUS_SECRETS: commaList.default([]),
   ADMIN_API_TOKEN: optionalSecret,
   API_KEY_PEPPER: optionalSecret,
+  AUDIT_PSEUDONYM_KEY: optionalSecret,
   JWT_ISSUER: z.string().min(1).max(200).default('bulwark'),
   JWT_AUDIENCE: z.string().min(1).max(200).default('bulwark'),
 
@@ -194,6 +195,8 @@ export interface Config {
     readonly previousCookie: readonly string[];
     readonly adminApiToken: string | undefined;
     readonly apiKeyPepper: string | undefined;
+    /** Keys the pseudonyms that replace personal data in audit entries when an account is erased (GDPR-2). */
+    readonly auditPseudonymKey: string | undefined;
   };
   readonly jwt: { readonly issuer: string; readonly audience: string };
   /** Trusted back-end callers acting for a user of an external identity provider (KEY-4, AUTH-7). */
@@ -373,6 +376,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       previousCookie: raw.COOKIE_PREVIOUS_SECRETS,
       adminApiToken: raw.ADMIN_API_TOKEN,
       apiKeyPepper: raw.API_KEY_PEPPER,
+      auditPseudonymKey: raw.AUDIT_PSEUDONYM_KEY,
     },
     jwt: { issuer: raw.JWT_ISSUER, audience: raw.JWT_AUDIENCE },
     service: {
