@@ -40,6 +40,16 @@ describe('account export (GDPR-1)', () => {
   }
 
   it("contains the user's data and nothing of another account; its Content-Disposition names the file", async () => {
+    // What the webhook intake would have recorded locally for each of them (their payments).
+    await asSystem(testApp.deps.database, async (tx) => {
+      for (const [person, id, cents] of [[ada, 'pay_ada_export', 1000], [bob, 'pay_bob_export', 2000]] as const) {
+        await tx.query(
+          `INSERT INTO payments (id, account_id, kind, stripe_payment_intent_id, credit_pack_id, amount_cents, currency, status, created_at, updated_at)
+           VALUES ($1, $2, 'credit_pack', $3, 'pack_100', $4, 'usd', 'succeeded', now(), now())`,
+          [id, person.accountId, `pi_${id}`, cents],
+        );
+      }
+    });
     const response = await exportOf(ada);
     expect(response.statusCode, response.body).toBe(200);
     expect(response.headers['content-disposition']).toBe(`attachment; filename="account-export-${ada.accountId}.json"`);
@@ -64,6 +74,10 @@ describe('account export (GDPR-1)', () => {
     expect(document.audit.find((entry: { event: string }) => entry.event === 'account.created')).toMatchObject({ ip: '203.0.113.10', accountId: ada.accountId });
     expect(document.audit.find((entry: { event: string }) => entry.event === 'auth.login_failed')).toMatchObject({ ip: '198.51.100.9', accountId: null, metadata: { email: 'ada@example.com' } });
 
+    // The service's own billing records: her payment, not his.
+    expect(document.localBilling.payments).toEqual([expect.objectContaining({ id: 'pay_ada_export', amountCents: 1000, status: 'succeeded' })]);
+    expect(document.localBilling.subscriptions).toEqual([]);
+
     // Billing history from Stripe, through the gateway.
     expect(document.billing.customers).toHaveLength(1);
     const billing = document.billing.customers[0];
@@ -74,7 +88,7 @@ describe('account export (GDPR-1)', () => {
     expect(billing.refunds).toEqual([expect.objectContaining({ charge: adaStripe.chargeId, amount: 500 })]);
 
     // Nothing of Bob's account, and no secret of Ada's.
-    for (const foreign of [bob.email, bob.name, bob.accountId, bob.userId, bob.ip, bobKey.keyId, bobKey.prefix, bobStripe.customerId, `job-${bob.userId}`]) {
+    for (const foreign of [bob.email, bob.name, bob.accountId, bob.userId, bob.ip, bobKey.keyId, bobKey.prefix, bobStripe.customerId, `job-${bob.userId}`, 'pay_bob_export']) {
       expect(text).not.toContain(foreign);
     }
     const secrets = await asSystem(testApp.deps.database, (tx) =>

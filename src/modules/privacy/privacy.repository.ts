@@ -45,6 +45,8 @@ export interface LocalPersonalData {
   readonly apiKeys: Row[];
   readonly usage: { readonly reports: Row[]; readonly counters: Row[]; readonly dailyCounts: Row[]; readonly leases: Row[] };
   readonly credits: { readonly grants: Row[]; readonly reservations: Row[]; readonly ledger: Row[] };
+  /** What the service itself keeps of the account's billing (the webhook intake's tables); Stripe's own records are exported beside it. */
+  readonly localBilling: { readonly subscriptions: Row[]; readonly payments: Row[]; readonly stripeEvents: Row[] };
   readonly deletion: Row | null;
 }
 
@@ -126,6 +128,31 @@ export async function readLocalPersonalData(tx: Queryable, accountId: string, us
       ledger: await rows(
         tx,
         `SELECT id, kind, amount, grant_id AS "grantId", reservation_id AS "reservationId", created_at AS "createdAt" FROM credit_ledger WHERE account_id = $1 ORDER BY id`,
+        byAccount,
+      ),
+    },
+    localBilling: {
+      subscriptions: await rows(
+        tx,
+        `SELECT id, status, plan_id AS "planId", stripe_price_id AS "stripePriceId", current_period_start AS "currentPeriodStart",
+                current_period_end AS "currentPeriodEnd", cancel_at_period_end AS "cancelAtPeriodEnd", cancel_at AS "cancelAt",
+                canceled_at AS "canceledAt", ended_at AS "endedAt", trial_end AS "trialEnd", created_at AS "createdAt", updated_at AS "updatedAt"
+           FROM subscriptions WHERE account_id = $1 ORDER BY created_at, id`,
+        byAccount,
+      ),
+      payments: await rows(
+        tx,
+        `SELECT id, kind, stripe_payment_intent_id AS "stripePaymentIntentId", stripe_charge_id AS "stripeChargeId",
+                stripe_invoice_id AS "stripeInvoiceId", stripe_subscription_id AS "stripeSubscriptionId", credit_pack_id AS "creditPackId",
+                amount_cents AS "amountCents", currency, status, amount_refunded_cents AS "amountRefundedCents",
+                credits_granted AS "creditsGranted", disputed_at AS "disputedAt", created_at AS "createdAt", updated_at AS "updatedAt"
+           FROM payments WHERE account_id = $1 ORDER BY created_at, id`,
+        byAccount,
+      ),
+      // The inbox keeps ids, type, times and a hash only (WH-7): that is all there is to export.
+      stripeEvents: await rows(
+        tx,
+        `SELECT id, type, status, event_created_at AS "eventCreatedAt", received_at AS "receivedAt" FROM stripe_events WHERE account_id = $1 ORDER BY event_created_at, id`,
         byAccount,
       ),
     },
