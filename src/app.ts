@@ -34,6 +34,7 @@ import { gateRoutes } from './modules/gate/gate.routes.js';
 import { GateService } from './modules/gate/gate.service.js';
 import { sandboxRoutes } from './modules/stripe/sandbox/sandbox.routes.js';
 import { stripeWebhookRoutes, webhookAdminRoutes } from './modules/stripe/webhooks/webhook.routes.js';
+import { privacyRoutes } from './modules/privacy/privacy.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
@@ -170,6 +171,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     limiter: deps.rateLimiting.limiter,
   });
   await app.register(accountRoutes, { accounts: deps.accounts, exemptions: deps.exemptions });
+  await app.register(privacyRoutes, { service: deps.privacy, limiter: deps.rateLimiting.limiter, cookies: { secure: config.isProduction } });
   await app.register(planRoutes, { catalogue: deps.plans, database: deps.database, clock: deps.clock });
   // RL-5: keys and services on machine routes are limited per account by the plan; people per user.
   const machineLimit = machineRateLimit(deps.rateLimiting.limiter, {
@@ -248,6 +250,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     clearInterval(idleSweep);
     await deps.scheduler.stop();
+    await deps.privacy.close();
     await deps.stripeSandbox?.close();
     await deps.apiKeyModule.close();
     await deps.accounts.close();

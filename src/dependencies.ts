@@ -39,6 +39,8 @@ import { sandboxHealth, startInProcessSandbox } from './modules/stripe/sandbox/i
 import type { StripeSandbox } from './modules/stripe/sandbox/sandbox-server.js';
 import type { WebhookService } from './modules/stripe/webhooks/webhook.service.js';
 import { createWebhookService } from './modules/stripe/webhooks/webhooks.module.js';
+import { PrivacyService } from './modules/privacy/privacy.service.js';
+import { accountDeletionJob } from './modules/privacy/account-deletion.job.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -79,6 +81,8 @@ export interface Dependencies {
   readonly stripeSandboxUrl: string | undefined;
   /** The Stripe webhook intake and its dead-letter list (WH-1..9). */
   readonly webhooks: WebhookService;
+  /** GDPR-1 export and GDPR-2 deletion; close() before the database closes. */
+  readonly privacy: PrivacyService;
 }
 
 export interface DependencyOverrides {
@@ -243,6 +247,21 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     webhookSecrets: config.stripe.webhookSecrets,
     maxAttempts: config.stripe.webhookMaxAttempts,
   });
+  const pseudonymKey = config.secrets.auditPseudonymKey;
+  if (!pseudonymKey) throw new Error('AUDIT_PSEUDONYM_KEY must be resolved before creating dependencies');
+  const privacy = new PrivacyService({
+    database,
+    clock,
+    stripe,
+    mailer,
+    logger: logger.child({ component: 'privacy' }),
+    loginLockout: rateLimiting.loginLockout,
+    authFailures,
+    pseudonymKey,
+    onApiKeysRevoked: (keyIds) => keyIds.forEach((keyId) => apiKeyModule.verifier.invalidateKey(keyId)),
+    onAccountChanged: (accountId) => accounts.invalidate(accountId),
+  });
+  scheduler.register(accountDeletionJob(privacy));
 
   return {
     config,
@@ -274,6 +293,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     webhooks,
     stripeSandbox,
     stripeSandboxUrl,
+    privacy,
     errorReporter,
     scheduler,
     readinessChecks,

@@ -75,6 +75,7 @@ const environmentSchema = z.object({
   ADMIN_API_TOKEN: optionalSecret,
   ADMIN_SESSION_TTL_SECONDS: integer(60, 12 * 3_600).default(30 * 60),
   API_KEY_PEPPER: optionalSecret,
+  AUDIT_PSEUDONYM_KEY: optionalSecret,
   JWT_ISSUER: z.string().min(1).max(200).default('bulwark'),
   JWT_AUDIENCE: z.string().min(1).max(200).default('bulwark'),
 
@@ -195,6 +196,8 @@ export interface Config {
     readonly previousCookie: readonly string[];
     readonly adminApiToken: string | undefined;
     readonly apiKeyPepper: string | undefined;
+    /** Keys the pseudonyms that replace personal data in audit entries when an account is erased (GDPR-2). */
+    readonly auditPseudonymKey: string | undefined;
   };
   /** The operator dashboard's session (UI-1): the admin token exchanged for an HttpOnly cookie that lasts this long. */
   readonly adminSession: { readonly ttlSeconds: number };
@@ -376,6 +379,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       previousCookie: raw.COOKIE_PREVIOUS_SECRETS,
       adminApiToken: raw.ADMIN_API_TOKEN,
       apiKeyPepper: raw.API_KEY_PEPPER,
+      auditPseudonymKey: raw.AUDIT_PSEUDONYM_KEY,
     },
     adminSession: { ttlSeconds: raw.ADMIN_SESSION_TTL_SECONDS },
     jwt: { issuer: raw.JWT_ISSUER, audience: raw.JWT_AUDIENCE },

@@ -30,6 +30,7 @@ describe('development secrets', () => {
     expect(Buffer.byteLength(first.config.secrets.cookie ?? '')).toBeGreaterThanOrEqual(32);
     expect(first.config.stripe.webhookSecrets[0]).toMatch(/^whsec_[0-9a-f]{48}$/);
     expect(Buffer.byteLength(first.config.secrets.apiKeyPepper ?? '')).toBeGreaterThanOrEqual(32);
+    expect(Buffer.byteLength(first.config.secrets.auditPseudonymKey ?? '')).toBeGreaterThanOrEqual(32);
 
     const second = resolveDevelopmentSecrets(loadConfig({ DATA_DIR: dataDir }));
     expect(second.created).toBe(false);

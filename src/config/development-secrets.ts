@@ -14,6 +14,7 @@ interface StoredSecrets {
   adminApiToken: string;
   stripeWebhookSecret: string;
   apiKeyPepper: string;
+  auditPseudonymKey: string;
 }
 
 function generate(): StoredSecrets {
@@ -23,6 +24,7 @@ function generate(): StoredSecrets {
     adminApiToken: randomBytes(32).toString('hex'),
     stripeWebhookSecret: `whsec_${randomBytes(24).toString('hex')}`,
     apiKeyPepper: randomBytes(32).toString('hex'),
+    auditPseudonymKey: randomBytes(32).toString('hex'),
   };
 }
 
@@ -51,6 +53,7 @@ function loadOrCreate(dataDir: string): { secrets: StoredSecrets; file: string; 
     adminApiToken: stored.adminApiToken ?? fresh.adminApiToken,
     stripeWebhookSecret: stored.stripeWebhookSecret ?? fresh.stripeWebhookSecret,
     apiKeyPepper: stored.apiKeyPepper ?? fresh.apiKeyPepper,
+    auditPseudonymKey: stored.auditPseudonymKey ?? fresh.auditPseudonymKey,
   };
   const changed = Object.keys(secrets).some(
     (key) => stored[key as keyof StoredSecrets] !== secrets[key as keyof StoredSecrets],
@@ -104,6 +107,7 @@ export function resolveDevelopmentSecrets(config: Config): ResolvedSecrets {
     config.secrets.cookie === undefined ||
     config.secrets.adminApiToken === undefined ||
     config.secrets.apiKeyPepper === undefined ||
+    config.secrets.auditPseudonymKey === undefined ||
     config.stripe.webhookSecrets.length === 0;
   if (!needed) {
     const withKey = license === config.license ? config : deepFreeze({ ...config, license });
@@ -124,6 +128,7 @@ export function resolveDevelopmentSecrets(config: Config): ResolvedSecrets {
       cookie: config.secrets.cookie ?? secrets.cookieSecret,
       adminApiToken: config.secrets.adminApiToken ?? secrets.adminApiToken,
       apiKeyPepper: config.secrets.apiKeyPepper ?? secrets.apiKeyPepper,
+      auditPseudonymKey: config.secrets.auditPseudonymKey ?? secrets.auditPseudonymKey,
     },
     stripe: {
       ...config.stripe,

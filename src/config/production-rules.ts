@@ -75,6 +75,7 @@ export function productionProblems(config: Config): string[] {
   if (config.license.privateKeyPath === undefined) {
     problems.push('LICENSE_PRIVATE_KEY_PATH is missing: licences must be signed with a key you keep (Ed25519 or RSA, PEM)');
   }
+  problems.push(...secretProblems('AUDIT_PSEUDONYM_KEY', config.secrets.auditPseudonymKey));
   if (config.service.sharedSecret !== undefined) {
     problems.push(...secretProblems('API_SHARED_SECRET', config.service.sharedSecret));
     if (config.service.externalJwtSecret === undefined && config.service.externalJwksUrl === undefined) {

@@ -145,6 +145,7 @@ describe('production start-up refusal (CFG-2)', () => {
         '  - ADMIN_API_TOKEN is missing',
         '  - API_KEY_PEPPER is missing',
         expect.stringContaining('LICENSE_PRIVATE_KEY_PATH is missing'),
+        '  - AUDIT_PSEUDONYM_KEY is missing',
         expect.stringContaining('SMTP_URL is missing'),
         '  - STRIPE_SECRET_KEY is missing',
         '  - STRIPE_WEBHOOK_SECRET is missing',

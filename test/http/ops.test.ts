@@ -178,6 +178,7 @@ describe('production headers and the OpenAPI document', () => {
         COOKIE_SECRET: 'c'.repeat(40),
         ADMIN_API_TOKEN: '0123456789abcdef'.repeat(4),
         API_KEY_PEPPER: 'p'.repeat(32),
+        AUDIT_PSEUDONYM_KEY: 'q'.repeat(32),
         SMTP_URL: 'smtp://127.0.0.1:1',
         STRIPE_MODE: 'test',
         STRIPE_SECRET_KEY: ['sk', 'test', 'abcdefghijklmnop'].join('_'),

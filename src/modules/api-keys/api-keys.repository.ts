@@ -61,6 +61,15 @@ export async function markApiKeyRevoked(tx: Queryable, accountId: string, keyId:
   return rows[0];
 }
 
+/** Revokes every key of the account still unrevoked (account deletion); returns their ids. */
+export async function revokeAllApiKeysOfAccount(tx: Queryable, accountId: string, at: Date): Promise<string[]> {
+  const { rows } = await tx.query<{ id: string }>(
+    'UPDATE api_keys SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL RETURNING id',
+    [accountId, at],
+  );
+  return rows.map((row) => row.id);
+}
+
 /** Sets the end of a rotated key's overlap; an earlier expiry already set is kept. */
 export async function shortenApiKeyExpiry(
   tx: Queryable,

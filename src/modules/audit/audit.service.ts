@@ -245,6 +245,27 @@ export async function listAuditEntries(
 }
 
 /**
+ * GDPR-1: every entry about the account, and every entry that names no account but
+ * carries one of `emails` as its typed email (a failed login before the account existed,
+ * a login lockout), oldest first, with their personal details. Run it in a system context
+ * (an account context cannot see the entries that name no account).
+ */
+export async function listAuditEntriesAbout(
+  tx: Queryable,
+  subject: { readonly accountId: string; readonly emails: readonly string[] },
+): Promise<StoredAuditEntry[]> {
+  const { rows } = await tx.query<EntryRow>(
+    `SELECT ${ENTRY_COLUMNS} FROM audit_log WHERE account_id = $1
+     UNION ALL
+     SELECT ${ENTRY_COLUMNS} FROM audit_log
+      WHERE account_id IS NULL AND erased_at IS NULL AND (personal ->> 'email') = ANY($2::text[])
+     ORDER BY seq`,
+    [subject.accountId, subject.emails],
+  );
+  return rows.map(toEntry);
+}
+
+/**
  * GDPR-2: replaces the personal data (ip and personal details) of every entry about the
  * account with keyed pseudonyms, keeping the chain verifiable (see 0003_audit.sql). Run it
  * in a system context or in the account's own context. Returns how many entries changed.
@@ -256,11 +277,38 @@ export async function erasePersonalAuditData(
   clock: Clock,
   batchSize = 500,
 ): Promise<number> {
+  return eraseSelected(tx, 'account_id = $1', [accountId], pseudonymKey, clock, batchSize);
+}
+
+/**
+ * GDPR-2 for entries that name no account but carry one of `emails` as their typed email
+ * (see listAuditEntriesAbout). Run it in a system context. Returns how many entries changed.
+ */
+export async function erasePersonalAuditDataByEmail(
+  tx: Queryable,
+  emails: readonly string[],
+  pseudonymKey: string | Uint8Array,
+  clock: Clock,
+  batchSize = 500,
+): Promise<number> {
+  if (emails.length === 0) return 0;
+  return eraseSelected(tx, `account_id IS NULL AND (personal ->> 'email') = ANY($1::text[])`, [emails], pseudonymKey, clock, batchSize);
+}
+
+/** Erases, a batch at a time, the not yet erased entries matching `condition` (parameter $1). */
+async function eraseSelected(
+  tx: Queryable,
+  condition: string,
+  params: readonly unknown[],
+  pseudonymKey: string | Uint8Array,
+  clock: Clock,
+  batchSize: number,
+): Promise<number> {
   let erased = 0;
   for (;;) {
     const { rows } = await tx.query<{ id: string; ip: string | null; personal: JsonObject }>(
-      `SELECT id, ip, personal FROM audit_log WHERE account_id = $1 AND erased_at IS NULL ORDER BY seq LIMIT $2`,
-      [accountId, batchSize],
+      `SELECT id, ip, personal FROM audit_log WHERE ${condition} AND erased_at IS NULL ORDER BY seq LIMIT $2`,
+      [...params, batchSize],
     );
     if (rows.length === 0) return erased;
     const batch = rows.map((row) => ({

@@ -44,6 +44,18 @@ export async function revokeAllSessionsOfUser(tx: Queryable, userId: string, at:
   return result.rowCount;
 }
 
+/** Ends every login session of every user of the account (account deletion). */
+export async function revokeAllSessionsOfAccount(tx: Queryable, accountId: string, at: Date): Promise<number> {
+  const result = await tx.query('UPDATE refresh_tokens SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL', [accountId, at]);
+  return result.rowCount;
+}
+
+/** Spends every unused password reset of the account, so no emailed link can set a password again. */
+export async function spendPasswordResetsOfAccount(tx: Queryable, accountId: string, at: Date): Promise<number> {
+  const result = await tx.query('UPDATE password_reset_tokens SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL', [accountId, at]);
+  return result.rowCount;
+}
+
 export interface PrincipalState {
   user_status: string;
   account_status: string;
