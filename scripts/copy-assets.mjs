@@ -1,6 +1,6 @@
 // Copies non-TypeScript assets the compiled service reads at run time (SQL migrations, the plan
 // catalogue, the portal's and dashboard's pages and scripts) into dist/.
-import { chmodSync, cpSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 
 const assets = [
   ['src/platform/database/migrations', 'dist/platform/database/migrations'],
@@ -8,6 +8,8 @@ const assets = [
   ['src/web', 'dist/web'],
 ];
 for (const [from, to] of assets) {
+  // Replaced, not merged: a file renamed or removed in src (say, a renumbered migration) must not linger in dist.
+  rmSync(to, { recursive: true, force: true });
   mkdirSync(to, { recursive: true });
   cpSync(from, to, { recursive: true });
 }

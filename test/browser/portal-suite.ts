@@ -1,5 +1,6 @@
 /// <reference lib="dom" />
 // Callbacks passed to page.evaluate run in the browser: they see the DOM types.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,6 +172,27 @@ export function portalSuite(shared: () => { service: StartedService; browser: Br
         await expectCleanPage(page, problems, pathname);
         if (pathname === '/portal') await page.screenshot({ path: path.join(shots.folder, 'portal-overview-phone.png'), fullPage: false });
       }
+    });
+
+    it('exports the account as a JSON download, then deletes the account with the password (GDPR-1, GDPR-2)', async () => {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.goto(`${service.url}/portal/account`);
+      await page.getByRole('heading', { name: 'Export your data' }).waitFor();
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download my data' }).click()]);
+      expect(download.suggestedFilename()).toMatch(/^account-export-acct_[A-Za-z0-9_-]+\.json$/);
+      const exported = JSON.parse(readFileSync(await download.path(), 'utf8')) as unknown;
+      expect(JSON.stringify(exported)).toContain(email);
+      await page.getByText(/^Downloaded account-export-/).waitFor();
+      await expectCleanPage(page, problems, 'the account page');
+
+      await page.getByLabel('Your password, to confirm').fill(password);
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: 'Delete my account' }).click();
+      await page.getByText('Your account is deleted.', { exact: false }).waitFor();
+      expect((await context.cookies()).find((cookie) => cookie.name === 'access_token')).toBeUndefined();
+      const login = await fetch(`${service.url}/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password }) });
+      expect(login.status).toBe(401);
+      expect(await problems.list()).toEqual([]);
     });
 
     // Last, because it leaves problems behind on purpose: the checks above can fail.
