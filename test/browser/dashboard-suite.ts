@@ -114,13 +114,12 @@ export function dashboardSuite(shared: () => { service: StartedService; browser:
 
       await page.getByLabel('Status').selectOption('suspended');
       await page.getByRole('button', { name: 'Save plan and status' }).click();
+      await expect.poll(() => page.getByTestId('account-status').textContent()).toBe('Suspended');
       await page.getByText('Saved.').waitFor();
-      expect(await page.getByTestId('account-status').textContent()).toBe('Suspended');
       expect(await audit.locator('tbody tr', { hasText: 'account.updated' }).count()).toBe(1);
       await page.getByLabel('Status').selectOption('active');
       await page.getByRole('button', { name: 'Save plan and status' }).click();
-      await page.getByText('Saved.').waitFor();
-      expect(await page.getByTestId('account-status').textContent()).toBe('Active');
+      await expect.poll(() => page.getByTestId('account-status').textContent()).toBe('Active');
       expect(await problems.list()).toEqual([]);
     });
 

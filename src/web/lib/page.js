@@ -33,6 +33,8 @@ export function actionForm(options) {
   const form = /** @type {HTMLFormElement} */ (h('form', { class: options.className ?? 'stack', novalidate: true }, ...options.fields, button, formStatus()));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    // The page's last notice speaks of an earlier action: it goes as this one starts.
+    clearNotice();
     clearFormError(form);
     button.setAttribute('disabled', '');
     button.setAttribute('aria-busy', 'true');
