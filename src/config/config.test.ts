@@ -113,7 +113,7 @@ describe('production lockdown (CFG-2)', () => {
         expect.stringContaining('LICENSE_PRIVATE_KEY_PATH is missing'),
       ]),
     );
-    expect(reasons).toHaveLength(10);
+    expect(reasons).toHaveLength(11);
   });
 
   const refusals: Array<[string, Record<string, string>, RegExp]> = [
