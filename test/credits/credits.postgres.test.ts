@@ -170,4 +170,46 @@ describeWithPostgres('credits under concurrency on PostgreSQL, across three inst
     expect(await service(0).balance(account)).toMatchObject({ balance: 40, held: 10 });
     expect((await verifyCreditLedger(database())).valid).toBe(true);
   });
+
+  it('a batch of reserves: one key twice holds once, a short account is refused alone, an unknown account fails alone', async () => {
+    const rich = await newAccount(database(), { now: () => new Date() });
+    const poor = await newAccount(database(), { now: () => new Date() });
+    await service(0).grant(rich, { amount: 20, source: 'admin' });
+    await service(0).grant(poor, { amount: 3, source: 'admin' });
+    const credits = service(0);
+    const body = (key: string, amount: number) => ({ jobId: key, jobType: 'render', amount, idempotencyKey: key });
+    // Submitted in the same turn, so they travel in one batch.
+    const outcomes = await Promise.allSettled([
+      credits.reserve(rich, body('same', 5)),
+      credits.reserve(poor, body('p1', 5)),
+      credits.reserve(rich, body('same', 5)),
+      credits.reserve('acct_does_not_exist', body('x', 1)),
+      credits.reserve(rich, body('other', 5)),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    const [first, short, again, unknown, other] = outcomes;
+    if (first?.status !== 'fulfilled' || again?.status !== 'fulfilled' || other?.status !== 'fulfilled') throw new Error('expected fulfilled');
+    expect(again.value.reservation.id).toBe(first.value.reservation.id);
+    expect([first.value.replayed, again.value.replayed].sort()).toEqual([false, true]);
+    expect((short as PromiseRejectedResult).reason).toMatchObject({ code: 'INSUFFICIENT_CREDITS' });
+    expect((unknown as PromiseRejectedResult).reason).toBeDefined();
+    expect(await service(1).balance(rich)).toMatchObject({ balance: 10, held: 10 });
+    expect(await service(1).balance(poor)).toMatchObject({ balance: 3, held: 0 });
+    expect(await verifyCreditLedger(database(), { accountId: rich })).toMatchObject({ valid: true });
+  });
+
+  it('a batch of settlements: confirm and release of one reservation in one batch settle it once', async () => {
+    const account = await newAccount(database(), { now: () => new Date() });
+    await service(0).grant(account, { amount: 10, source: 'admin' });
+    const { reservation } = await service(0).reserve(account, { jobId: 'j', jobType: 'render', amount: 4, idempotencyKey: 'k' });
+    const credits = service(1);
+    const outcomes = await Promise.allSettled([credits.confirm(account, reservation.id), credits.release(account, reservation.id), credits.confirm(account, reservation.id)]);
+    const statuses = outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value.status : (outcome.reason as { code: string }).code));
+    // Whichever came first wins; the other kind is a 409, the same kind answers the same.
+    expect([['confirmed', 'CONFLICT', 'confirmed'], ['CONFLICT', 'released', 'CONFLICT']]).toContainEqual(statuses);
+    const balance = await service(0).balance(account);
+    expect(balance.held).toBe(0);
+    expect(balance.balance === 6 || balance.balance === 10).toBe(true);
+    expect(await verifyCreditLedger(database(), { accountId: account })).toMatchObject({ valid: true });
+  });
 });

@@ -4,6 +4,7 @@ import { AppError, validationError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { asSystem, forAccount } from '../../platform/database/access.js';
 import { sqlStateOf, SqlState, type Database, type Queryable } from '../../platform/database/database.js';
+import { MicroBatcher } from '../../platform/batching/micro-batcher.js';
 import { newId } from '../../platform/ids.js';
 import { recordAudit } from '../audit/audit.service.js';
 import type { JobPricingPort } from '../plans/plan-features.js';
@@ -215,7 +216,13 @@ async function writeLedger(
 }
 
 export class CreditsService {
-  constructor(private readonly options: CreditsServiceOptions) {}
+  private readonly reserves: MicroBatcher<ReserveItem, ReserveOutcome>;
+  private readonly settlements: MicroBatcher<SettleItem, SettleRow>;
+
+  constructor(private readonly options: CreditsServiceOptions) {
+    this.reserves = new MicroBatcher((items) => this.reserveMany(items), BATCH_LIMITS);
+    this.settlements = new MicroBatcher((items) => this.settleMany(items), BATCH_LIMITS);
+  }
 
   /**
    * Adds a grant (CRD-1): ledger 'grant' and audit 'credits.granted' in the same
@@ -319,13 +326,10 @@ export class CreditsService {
       'reserve',
       async () => {
         const request = await this.prepareReserve(input);
-        try {
-          // One statement in its own transaction: locks are held only while PostgreSQL runs it.
-          return await this.reserveIn(this.options.database, accountId, request, this.options.clock.now());
-        } catch (error) {
-          if (sqlStateOf(error) === SqlState.insufficientCredits) throw new InsufficientCreditsError();
-          throw error;
-        }
+        // Coalesced with concurrent reserves into one statement and one commit (credit_reserve_many).
+        const outcome = await this.reserves.submit({ accountId, request });
+        if ('error' in outcome) throw outcome.error;
+        return outcome;
       },
       (result) => (result.replayed ? 'replayed' : 'ok'),
     );
@@ -605,21 +609,129 @@ export class CreditsService {
     target: 'confirmed' | 'released',
     sweep?: { readonly onlyIfExpiredAt: Date },
   ): Promise<ReservationView> {
-    const { rows } = await this.options.database.query<Omit<ReservationRow, 'request_hash'> & { outcome: string }>(
+    // The sweeper's re-check of the expiry under the lock exists in the single statement only.
+    const row = sweep ? await this.settleOne({ accountId, reservationId, target }, sweep.onlyIfExpiredAt) : await this.settlements.submit({ accountId, reservationId, target });
+    return settledView(row, target);
+  }
+
+  private async settleOne(item: SettleItem, onlyIfExpiredAt: Date | null = null): Promise<SettleRow> {
+    const { rows } = await this.options.database.query<SettleRow>(
       'SELECT outcome, id, job_id, job_type, amount, status, expires_at FROM credit_settle($1, $2, $3, $4, $5)',
-      [accountId, reservationId, target, this.options.clock.now(), sweep?.onlyIfExpiredAt ?? null],
+      [item.accountId, item.reservationId, item.target, this.options.clock.now(), onlyIfExpiredAt],
     );
     const row = rows[0];
-    switch (row?.outcome) {
-      case 'settled':
-      case 'unchanged':
-        return reservationView(row);
-      case 'conflict':
-        throw new AppError('CONFLICT', target === 'confirmed' ? 'The reservation was released' : 'The reservation was confirmed');
-      case 'not_expired':
-        throw new AppError('CONFLICT', 'The reservation has not expired');
-      default:
-        throw new AppError('NOT_FOUND', 'Not found');
+    if (!row) throw new Error('credit_settle answered no row');
+    return row;
+  }
+
+  /**
+   * A batch of reserves in one statement (credit_reserve_many, migration 0012): one round
+   * trip and one commit for all of them. If the statement fails, each reserve is retried on
+   * its own (credit_reserve), so one bad request fails alone.
+   */
+  private async reserveMany(items: readonly ReserveItem[]): Promise<ReserveOutcome[]> {
+    const now = this.options.clock.now();
+    const expiresAt = this.reservationExpiry(now);
+    try {
+      const { rows } = await this.options.database.query<ReservationRow & { position_in_batch: number; outcome: 'held' | 'replayed' | 'insufficient' }>(
+        `SELECT position_in_batch, outcome, id, job_id, job_type, amount, status, request_hash, expires_at
+         FROM credit_reserve_many($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8, $9)`,
+        [
+          items.map((item) => item.accountId),
+          items.map(() => newId('reservation')),
+          items.map((item) => item.request.jobId),
+          items.map((item) => item.request.jobType),
+          items.map((item) => item.request.cost),
+          items.map((item) => item.request.idempotencyKey),
+          items.map((item) => item.request.hash),
+          now,
+          expiresAt,
+        ],
+      );
+      const outcomes: ReserveOutcome[] = [];
+      for (const row of rows) {
+        const item = items[row.position_in_batch - 1];
+        if (!item) throw new Error('credit_reserve_many answered an unknown position');
+        outcomes[row.position_in_batch - 1] = reserveOutcome(row, item.request);
+      }
+      if (outcomes.length !== items.length || outcomes.includes(undefined as unknown as ReserveOutcome)) throw new Error('credit_reserve_many answered an incomplete batch');
+      return outcomes;
+    } catch (error) {
+      if (items.length === 1) return [{ error }];
+      const outcomes: ReserveOutcome[] = [];
+      for (const item of items) {
+        try {
+          outcomes.push(await this.reserveIn(this.options.database, item.accountId, item.request, this.options.clock.now()));
+        } catch (itemError) {
+          outcomes.push({ error: sqlStateOf(itemError) === SqlState.insufficientCredits ? new InsufficientCreditsError() : itemError });
+        }
+      }
+      return outcomes;
     }
+  }
+
+  /** A batch of confirms and releases in one statement (credit_settle_many); on failure, one by one. */
+  private async settleMany(items: readonly SettleItem[]): Promise<SettleRow[]> {
+    try {
+      const { rows } = await this.options.database.query<SettleRow & { position_in_batch: number }>(
+        `SELECT position_in_batch, outcome, id, job_id, job_type, amount, status, expires_at
+         FROM credit_settle_many($1::text[], $2::text[], $3::text[], $4)`,
+        [items.map((item) => item.accountId), items.map((item) => item.reservationId), items.map((item) => item.target), this.options.clock.now()],
+      );
+      const answers: SettleRow[] = [];
+      for (const row of rows) answers[row.position_in_batch - 1] = row;
+      if (answers.length !== items.length || answers.includes(undefined as unknown as SettleRow)) throw new Error('credit_settle_many answered an incomplete batch');
+      return answers;
+    } catch (error) {
+      if (items.length === 1) throw error;
+      const answers: SettleRow[] = [];
+      for (const item of items) answers.push(await this.settleOne(item).catch((itemError: unknown) => ({ outcome: 'error', error: itemError }) as unknown as SettleRow));
+      return answers;
+    }
+  }
+}
+
+/** One reserve waiting for its batch. */
+interface ReserveItem {
+  readonly accountId: string;
+  readonly request: PreparedReserve;
+}
+
+type ReserveOutcome = ReserveResult | { readonly error: unknown };
+
+/** One confirm or release waiting for its batch. */
+interface SettleItem {
+  readonly accountId: string;
+  readonly reservationId: string;
+  readonly target: 'confirmed' | 'released';
+}
+
+type SettleRow = Omit<ReservationRow, 'request_hash'> & { outcome: string; error?: unknown };
+
+/** Batches of at most this many, at most this many in flight per instance (per kind). */
+const BATCH_LIMITS = { maxBatch: 200, maxConcurrent: 4 } as const;
+
+function reserveOutcome(row: ReservationRow & { outcome: 'held' | 'replayed' | 'insufficient' }, request: PreparedReserve): ReserveOutcome {
+  if (row.outcome === 'insufficient') return { error: new InsufficientCreditsError() };
+  if (row.outcome === 'replayed' && row.request_hash !== request.hash) {
+    return { error: new AppError('IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with a different request') };
+  }
+  return { reservation: reservationView(row), replayed: row.outcome === 'replayed' };
+}
+
+/** A settle row as the answer to one confirm or release: the view, or the error it stands for. */
+function settledView(row: SettleRow, target: 'confirmed' | 'released'): ReservationView {
+  switch (row.outcome) {
+    case 'settled':
+    case 'unchanged':
+      return reservationView(row);
+    case 'conflict':
+      throw new AppError('CONFLICT', target === 'confirmed' ? 'The reservation was released' : 'The reservation was confirmed');
+    case 'not_expired':
+      throw new AppError('CONFLICT', 'The reservation has not expired');
+    case 'error':
+      throw row.error;
+    default:
+      throw new AppError('NOT_FOUND', 'Not found');
   }
 }
