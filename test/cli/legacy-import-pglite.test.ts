@@ -90,7 +90,9 @@ describe('bulwark import on the embedded database', () => {
     const changed = await cli(['import', set, '--json'], env, { tty: true });
     expect(changed.code).toBe(1);
     expect(changed.json<ImportJson>()).toMatchObject({ totals: { imported: 0, unchanged: 11, changed: 1, rejected: 0 }, problems: [{ file: 'users.jsonl', line: 1, id: 'u_1001', outcome: 'changed' }] });
-    expect(changed.stderr).toMatch(/\r\u001b\[2K\[#+\.*\] \d+\/13 users\.jsonl:1/);
+    // The bar, redrawn in place on stderr: carriage return, erase line, [###....] done/total file:line.
+    expect(changed.stderr).toContain('\r\u001b[2K[');
+    expect(changed.stderr).toMatch(/\[#+\.*\] \d+\/13 users\.jsonl:1/);
     const names = await withDatabase(env, (database) => database.query<{ name: string }>(`SELECT name FROM users WHERE email = 'ada@example.com'`));
     expect(names.rows).toEqual([{ name: 'Ada Lovelace' }]);
 

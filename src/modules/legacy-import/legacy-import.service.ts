@@ -111,6 +111,8 @@ const UNIQUE_FIELDS: Readonly<Record<string, readonly [string, string]>> = {
   users_email_unique: ['email', 'is already in use by another user'],
   accounts_stripe_customer_id_key: ['stripe_customer_id', 'already belongs to another account'],
   subscriptions_pkey: ['stripe_subscription_id', 'is already recorded (from Stripe or another account); the import does not overwrite it'],
+  // Only a subscription's target (its Stripe id) can be named by two legacy records; users and payments get new ids.
+  legacy_import_records_kind_target_id_key: ['stripe_subscription_id', 'is already imported from another legacy record'],
   payments_stripe_payment_intent_id_key: ['stripe_payment_intent_id', 'is already recorded for another payment'],
   payments_stripe_charge_id_key: ['stripe_charge_id', 'is already recorded for another payment'],
   payments_stripe_checkout_session_id_key: ['stripe_checkout_session_id', 'is already recorded for another payment'],
@@ -300,13 +302,16 @@ export class LegacyImportService {
     }
     const accountId = owner?.account_id ?? newId('account');
     const at = record.createdAt ?? this.options.clock.now();
+    const userId = newId('user');
     await forAccount(this.options.database, accountId, async (tx) => {
-      if (!owner) {
-        await insertAccount(tx, { id: accountId, name: record.name, plan: FALLBACK_PLAN_ID, at });
-        if (record.stripeCustomerId !== null) await setStripeCustomer(tx, accountId, record.stripeCustomerId);
-      }
+      // The claim comes first (after the new account its row refers to): a concurrent run
+      // importing the same record waits here and then gives up, before touching any
+      // unique email or Stripe id.
+      if (!owner) await insertAccount(tx, { id: accountId, name: record.name, plan: FALLBACK_PLAN_ID, at });
+      await this.claim(tx, record, userId, accountId, fingerprint, runId);
+      if (!owner && record.stripeCustomerId !== null) await setStripeCustomer(tx, accountId, record.stripeCustomerId);
       const user = await insertUser(tx, {
-        id: newId('user'),
+        id: userId,
         accountId,
         email: record.email,
         name: record.name,
@@ -314,7 +319,6 @@ export class LegacyImportService {
         role: owner ? 'member' : 'owner',
         at,
       });
-      await this.claim(tx, record, user.id, accountId, fingerprint, runId);
       if (record.credits > 0) {
         try {
           await this.options.credits.grantIn(
@@ -343,6 +347,7 @@ export class LegacyImportService {
       throw new RecordProblem('user_id', `names user ${record.userId}, whose account has no stripe_customer_id (subscriptions need it)`);
     }
     await forAccount(this.options.database, user.account_id, async (tx) => {
+      await this.claim(tx, record, record.stripeSubscriptionId, user.account_id, fingerprint, runId);
       // The webhook handlers' lock on this Stripe object: an event for it waits for this record.
       await lockStripeObject(tx, record.stripeSubscriptionId);
       if (await findSubscription(tx, record.stripeSubscriptionId)) {
@@ -350,7 +355,6 @@ export class LegacyImportService {
       }
       const now = this.options.clock.now();
       await insertLegacySubscription(tx, user.account_id, customerId, record, now);
-      await this.claim(tx, record, record.stripeSubscriptionId, user.account_id, fingerprint, runId);
       // The plan follows from the stored subscriptions, as after a webhook (PAY-3).
       const { rows } = await tx.query<{ plan: string }>('SELECT plan FROM accounts WHERE id = $1 FOR UPDATE', [user.account_id]);
       const currentPlan = rows[0]?.plan ?? FALLBACK_PLAN_ID;
@@ -376,8 +380,8 @@ export class LegacyImportService {
   private async importPayment(record: LegacyPayment, fingerprint: string, runId: string, user: ImportedUser): Promise<void> {
     await forAccount(this.options.database, user.account_id, async (tx) => {
       const paymentId = newId('payment');
-      await insertLegacyPayment(tx, paymentId, user.account_id, record, this.options.clock.now());
       await this.claim(tx, record, paymentId, user.account_id, fingerprint, runId);
+      await insertLegacyPayment(tx, paymentId, user.account_id, record, this.options.clock.now());
     });
   }
 
