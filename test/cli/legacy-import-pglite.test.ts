@@ -54,6 +54,19 @@ describe('bulwark import on the embedded database', () => {
       database.query<{ actor_type: string; metadata: Record<string, unknown> }>(`SELECT actor_type, metadata FROM audit_log WHERE event = 'legacy_import.completed' ORDER BY seq`),
     );
     expect(runs.rows.map((row) => row.actor_type)).toEqual(['cli', 'cli']);
+    // What the first run made is audited record by record, by the command line (AUD-1).
+    const events = await withDatabase(env, (database) =>
+      database.query<{ event: string; actor_type: string; n: number }>(
+        `SELECT event, actor_type, count(*)::int AS n FROM audit_log WHERE event <> 'legacy_import.completed' GROUP BY 1, 2 ORDER BY 1`,
+      ),
+    );
+    expect(events.rows).toEqual([
+      { event: 'account.created', actor_type: 'cli', n: 3 },
+      { event: 'account.updated', actor_type: 'cli', n: 2 },
+      { event: 'credits.granted', actor_type: 'cli', n: 2 },
+      { event: 'subscription.created', actor_type: 'cli', n: 3 },
+      { event: 'user.created', actor_type: 'cli', n: 5 },
+    ]);
     expect(runs.rows[1]?.metadata).toMatchObject({ files: { 'users.jsonl': { records: 5, imported: 0, unchanged: 5, rejected: 0 } }, creditsGranted: 0 });
     expect(after.audit.length).toBe(before.audit.length + 1);
     const verified = await cli(['audit', 'verify'], env);
