@@ -16,6 +16,7 @@ import {
 import { accountsCreate, accountsList } from './commands/accounts.js';
 import { backup, restore } from './commands/backup.js';
 import { creditsGrant } from './commands/credits.js';
+import { legacyImport } from './commands/import.js';
 import { keysIssue, keysRevoke, keysRotate } from './commands/keys.js';
 import { auditVerify, creditsVerify } from './commands/verify.js';
 import { ExternalCommandError } from './external-command.js';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly CliCommand[] = [
   auditVerify,
   backup,
   restore,
+  legacyImport,
 ];
 
 const GLOBAL_OPTIONS = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;

@@ -18,6 +18,7 @@ export const ID_PREFIX = {
   instance: 'inst',
   adminSession: 'adms',
   payment: 'pay',
+  importRun: 'imp',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;
