@@ -41,6 +41,7 @@ import type { WebhookService } from './modules/stripe/webhooks/webhook.service.j
 import { createWebhookService } from './modules/stripe/webhooks/webhooks.module.js';
 import { PrivacyService } from './modules/privacy/privacy.service.js';
 import { accountDeletionJob } from './modules/privacy/account-deletion.job.js';
+import { NotificationQueue, type Notifier } from './modules/notifications/notifier.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -55,6 +56,8 @@ export interface Dependencies {
   readonly instanceId: string;
   readonly migration: MigrationReport;
   readonly mailer: Mailer;
+  /** Queues emails and outgoing webhooks in the caller's transaction (MAIL-1, OUT-1). */
+  readonly notifier: Notifier;
   readonly accessTokens: AccessTokens;
   readonly csrf: CsrfTokens;
   readonly auth: AuthService;
@@ -175,6 +178,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const accessTokens = new AccessTokens({ current: jwt, previous: previousJwt, issuer: config.jwt.issuer, audience: config.jwt.audience });
   const csrf = new CsrfTokens([cookie, ...previousCookie]);
   const mailer = overrides.mailer ?? createMailer(config, logger);
+  const notifier = new NotificationQueue(clock);
   const metrics = createMetrics();
   const alerter = new Alerter({ logger, clock, webhookUrl: config.alertWebhookUrl });
   const authFailures = new AuthFailureDetector({ alerter, clock });
@@ -240,6 +244,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     clock,
     stripe,
     credits,
+    notifier,
     exemptions,
     alerter,
     metrics,
@@ -267,6 +272,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     config,
     logger,
     mailer,
+    notifier,
     accessTokens,
     csrf,
     auth,

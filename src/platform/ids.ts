@@ -19,6 +19,9 @@ export const ID_PREFIX = {
   adminSession: 'adms',
   payment: 'pay',
   importRun: 'imp',
+  notification: 'ntf',
+  notificationDelivery: 'ndl',
+  webhookEndpoint: 'whe',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

@@ -6,6 +6,7 @@ import type { Alerter } from '../../audit/alerts.js';
 import type { CreditsService } from '../../credits/credits.service.js';
 import type { ExemptionLookup } from '../../plans/exemptions.js';
 import { listCreditPacks } from '../../plans/plans.repository.js';
+import type { Notifier } from '../../notifications/notifier.js';
 import type { StripeGateway } from '../gateway.js';
 import { createEventHandlers } from './event-handlers/index.js';
 import { WebhookProcessor } from './webhook-processor.js';
@@ -16,6 +17,7 @@ export interface WebhookModuleOptions {
   readonly clock: Clock;
   readonly stripe: StripeGateway;
   readonly credits: CreditsService;
+  readonly notifier: Notifier;
   readonly exemptions: ExemptionLookup;
   readonly alerter: Alerter;
   readonly metrics: Metrics;
@@ -30,6 +32,8 @@ export function createWebhookService(options: WebhookModuleOptions): WebhookServ
   const handlers = createEventHandlers({
     stripe,
     credits: options.credits,
+    notifier: options.notifier,
+    alerter: options.alerter,
     clock,
     catalogue: {
       creditPack: async (tx, packId) => (await listCreditPacks(tx)).find((pack) => pack.id === packId),

@@ -1,7 +1,9 @@
 import type Stripe from 'stripe';
 import type { Clock } from '../../../../platform/clock.js';
 import type { Queryable, Transaction } from '../../../../platform/database/database.js';
+import type { Alerter } from '../../../audit/alerts.js';
 import type { CreditsService } from '../../../credits/credits.service.js';
+import type { Notifier } from '../../../notifications/notifier.js';
 import type { CreditPack } from '../../../plans/plan-features.js';
 import type { StripeGateway } from '../../gateway.js';
 import type { FinalStatus } from '../inbox.repository.js';
@@ -44,6 +46,9 @@ export interface BillingCatalogue {
 export interface HandlerDependencies {
   readonly stripe: StripeGateway;
   readonly credits: CreditsService;
+  /** Emails and outgoing webhooks, queued in the event's transaction. */
+  readonly notifier: Notifier;
+  readonly alerter: Alerter;
   readonly catalogue: BillingCatalogue;
   readonly clock: Clock;
 }
