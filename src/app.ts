@@ -40,6 +40,7 @@ import { byIp } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
 import { LicensesService } from './modules/licenses/licenses.service.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
+import { IdempotencyLayer } from './platform/http/idempotency.js';
 import { registerJsonBodyParser } from './platform/http/json-body.js';
 import { generateRequestId } from './platform/http/request-id.js';
 import { createValidatorCompiler } from './platform/http/validation.js';
@@ -66,6 +67,8 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 256 },
   }) as unknown as FastifyInstance;
 
+  // The Idempotency-Key header on authenticated POST routes (API.md), after each route's own hooks.
+  const idempotency = new IdempotencyLayer({ database: deps.database, clock: deps.clock, logger: deps.logger.child({ component: 'idempotency' }) });
   // A route may ask for a larger body than the default, but never beyond the hard cap.
   app.addHook('onRoute', (route) => {
     if (route.bodyLimit !== undefined && route.bodyLimit > ABSOLUTE_BODY_LIMIT_BYTES) {
@@ -137,6 +140,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     if (allow && allow.length === 1 && allow[0] === 'admin') {
       route.preHandler = [adminLimit, ...(route.preHandler ? [route.preHandler].flat() : [])];
     }
+    idempotency.attach(route);
   });
 
   await app.register(swagger, {

@@ -9,6 +9,7 @@ import type { Database } from './platform/database/database.js';
 import { migrate, type MigrationReport } from './platform/database/migrate.js';
 import { newId } from './platform/ids.js';
 import { JobScheduler, pruneJobRunsJob } from './platform/jobs/scheduler.js';
+import { idempotencyPruneJob } from './platform/http/idempotency.js';
 import { createSentryReporter, noErrorReporter, type ErrorReporter } from './platform/observability/error-reporter.js';
 import { createLogger } from './platform/observability/logger.js';
 import { createMetrics, type Metrics } from './platform/observability/metrics.js';
@@ -154,6 +155,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const instanceId = newId('instance');
   const scheduler = new JobScheduler({ database, clock, logger: logger.child({ component: 'scheduler' }), instanceId });
   scheduler.register(pruneJobRunsJob());
+  scheduler.register(idempotencyPruneJob());
   scheduler.register(usageRetentionJob());
 
   const stripeSandbox =
