@@ -91,19 +91,20 @@ const REFUND_STATUSES: ReadonlySet<string> = new Set(['pending', 'requires_actio
 
 /**
  * The operator's refunds rows of this payment take Stripe's current status of their
- * refund (listed from Stripe by the caller). Answers how many rows changed.
+ * refund (listed from Stripe by the caller). Only rows that already know their Stripe
+ * refund id: the refund route stores it (and audits that) itself. Answers how many rows changed.
  */
 export async function syncRefundRows(tx: Queryable, paymentId: string, refunds: readonly Stripe.Refund[], now: Date): Promise<number> {
   let changed = 0;
   for (const refund of refunds) {
     const status = refund.status ?? 'pending';
     if (!REFUND_STATUSES.has(status)) continue;
-    const operationId = refund.metadata?.bulwark_refund_id;
-    const result = await tx.query(
-      `UPDATE refunds SET status = $3, stripe_refund_id = $4, updated_at = $5
-       WHERE payment_id = $1 AND (stripe_refund_id = $4 OR (stripe_refund_id IS NULL AND id = $2)) AND status <> $3`,
-      [paymentId, operationId ?? '', status, refund.id, now],
-    );
+    const result = await tx.query(`UPDATE refunds SET status = $3, updated_at = $4 WHERE payment_id = $1 AND stripe_refund_id = $2 AND status <> $3`, [
+      paymentId,
+      refund.id,
+      status,
+      now,
+    ]);
     changed += result.rowCount;
   }
   return changed;
