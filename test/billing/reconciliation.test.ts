@@ -178,5 +178,11 @@ describe('reconciliation with Stripe (PAY-8)', () => {
     expect((await world.testApp.app.inject({ method: 'POST', url: '/api/admin/reconciliation/run' })).statusCode).toBe(401);
     const bad = await world.testApp.app.inject({ method: 'GET', url: '/api/admin/reconciliation?cursor=nope', headers: world.admin() });
     expect(bad.statusCode).toBe(400);
+    // The dashboard posts an empty JSON object; anything in it is refused.
+    const emptyBody = await world.testApp.app.inject({ method: 'POST', url: '/api/admin/reconciliation/run', headers: world.admin(), payload: {} });
+    expect(emptyBody.statusCode).toBe(200);
+    const junk = await world.testApp.app.inject({ method: 'POST', url: '/api/admin/reconciliation/run', headers: world.admin(), payload: { all: true } });
+    expect(junk.statusCode).toBe(400);
+    expect(junk.json<{ error: { details: Array<{ field: string }> } }>().error.details[0]?.field).toBe('all');
   });
 });

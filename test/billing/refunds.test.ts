@@ -213,7 +213,7 @@ describe('disputes', () => {
     expect(await inboxRow(world.testApp.deps.database, dispute.id)).toMatchObject({ status: 'processed', account_id: accountId });
     expect(await countRows(world.testApp.deps.database, 'SELECT count(*) FROM payments WHERE id = $1 AND disputed_at IS NOT NULL', [payment?.id])).toBe(1);
     expect(await countRows(world.testApp.deps.database, `SELECT count(*) FROM notifications WHERE account_id = $1 AND type = 'payment.disputed'`, [accountId])).toBe(1);
-    const alerts = world.testApp.logs.lines.filter((line) => line.includes('"alertKind":"payment_disputed"') && line.includes(dispute.data.object.id as string));
+    const alerts = world.testApp.logs.lines.filter((line) => line.includes('"alertKind":"payment_disputed"') && line.includes((dispute.data.object as { id: string }).id));
     expect(alerts).toHaveLength(1);
     expect(JSON.parse(alerts[0] as string)).toMatchObject({ level: 60, alert: true, severity: 'critical', paymentId: payment?.id });
   });

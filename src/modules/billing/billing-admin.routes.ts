@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { validationError } from '../../errors/app-error.js';
 import { adminPrincipalGuard } from '../audit/admin-guard.js';
 import type { RouteAuth } from '../auth/guards.js';
 import { actorOf } from '../auth/principal.js';
@@ -142,6 +143,12 @@ export async function billingAdminRoutes(fastify: FastifyInstance, options: Bill
       },
     },
     async (request, reply) => {
+      // No body, or an empty JSON object (the dashboard sends one); nothing else.
+      const body: unknown = request.body;
+      if (body !== undefined && body !== null) {
+        const extra = typeof body === 'object' && !Array.isArray(body) ? Object.keys(body)[0] : '(body)';
+        if (extra !== undefined) throw validationError([{ field: extra, message: 'is not an allowed property (the run takes no parameters)' }]);
+      }
       void reply.header('Cache-Control', 'no-store');
       return options.reconciliation.run('admin', { ...actorOf(request.principal), ip: request.ip });
     },
