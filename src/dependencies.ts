@@ -42,6 +42,8 @@ import { createWebhookService } from './modules/stripe/webhooks/webhooks.module.
 import { PrivacyService } from './modules/privacy/privacy.service.js';
 import { accountDeletionJob } from './modules/privacy/account-deletion.job.js';
 import { NotificationQueue, type Notifier } from './modules/notifications/notifier.js';
+import { NotificationService } from './modules/notifications/notifications.service.js';
+import { notificationDeliveryJob } from './modules/notifications/delivery.job.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -58,6 +60,8 @@ export interface Dependencies {
   readonly mailer: Mailer;
   /** Queues emails and outgoing webhooks in the caller's transaction (MAIL-1, OUT-1). */
   readonly notifier: Notifier;
+  /** Delivers queued emails and webhooks (deliverDue), and the operator's webhook endpoints. */
+  readonly notifications: NotificationService;
   readonly accessTokens: AccessTokens;
   readonly csrf: CsrfTokens;
   readonly auth: AuthService;
@@ -179,6 +183,18 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const csrf = new CsrfTokens([cookie, ...previousCookie]);
   const mailer = overrides.mailer ?? createMailer(config, logger);
   const notifier = new NotificationQueue(clock);
+  const notifications = new NotificationService({
+    database,
+    clock,
+    mailer,
+    logger: logger.child({ component: 'notifications' }),
+    strictUrls: config.isProduction,
+    webhookTimeoutMs: config.notifications.webhookTimeoutMs,
+    batchSize: config.notifications.batchSize,
+  });
+  scheduler.register(
+    notificationDeliveryJob(notifications, config.notifications.deliveryIntervalSeconds, Math.ceil((config.notifications.webhookTimeoutMs + 60_000) / 1000)),
+  );
   const metrics = createMetrics();
   const alerter = new Alerter({ logger, clock, webhookUrl: config.alertWebhookUrl });
   const authFailures = new AuthFailureDetector({ alerter, clock });
@@ -211,7 +227,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     database,
     clock,
     accessTokens,
-    mailer,
+    notifier,
     logger: logger.child({ component: 'auth' }),
     publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
   });
@@ -258,7 +274,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     database,
     clock,
     stripe,
-    mailer,
+    notifier,
     logger: logger.child({ component: 'privacy' }),
     loginLockout: rateLimiting.loginLockout,
     authFailures,
@@ -273,6 +289,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     logger,
     mailer,
     notifier,
+    notifications,
     accessTokens,
     csrf,
     auth,
