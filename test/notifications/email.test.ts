@@ -7,7 +7,7 @@ import { ManualClock } from '../../src/platform/clock.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { parseEml, readOutbox } from '../helpers/outbox.js';
-import { deliveriesOf, emitCommitted, freePort, NOTIFY_LIMITS, TinySmtpServer } from './helpers.js';
+import { adminHeaders, createEndpoint, deliveriesOf, emitCommitted, freePort, NOTIFY_LIMITS, TinySmtpServer } from './helpers.js';
 
 const PASSWORD = 'a sturdy passphrase 42';
 
@@ -47,6 +47,8 @@ describe('emails (MAIL-1)', () => {
 
     it('writes each email as an RFC 822 .eml file (0600) with From, To, Subject and the plain-text body', async () => {
       const { userId } = await signUp(testApp, 'eml@example.com');
+      // An endpoint for every type: it must still hear nothing of a password reset.
+      const everything = await createEndpoint(testApp, { url: 'http://127.0.0.1:9/everything' });
       const reset = await testApp.app.inject({ method: 'POST', url: '/auth/password-reset', payload: { email: 'eml@example.com' } });
       expect(reset.statusCode).toBe(202);
       const notificationId = await resetNotificationOf(testApp, userId);
@@ -72,6 +74,7 @@ describe('emails (MAIL-1)', () => {
       expect(testApp.logs.text).not.toContain('token=');
       // Nothing goes to webhook endpoints for a password reset.
       expect((await deliveriesOf(testApp, notificationId)).map((row) => row.channel)).toEqual(['email']);
+      await testApp.app.inject({ method: 'DELETE', url: `/api/admin/webhook-endpoints/${everything.id}`, headers: adminHeaders(testApp) });
     });
 
     it('answers a reset for an unknown email exactly like a known one, and queues nothing', async () => {
