@@ -1,4 +1,7 @@
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhook } from '../../sdk/src/webhooks.js';
@@ -203,5 +206,43 @@ describe('outgoing webhooks (OUT-1)', () => {
     await testApp.deps.notifications.deliverDue();
     expect((await deliveriesOf(testApp, notificationId))[0]).toMatchObject({ status: 'dead', last_error: 'ENDPOINT_DISABLED' });
     expect(hooks.received).toHaveLength(1);
+  });
+});
+
+describe('outgoing webhook failures that are not an error status', () => {
+  let testApp: TestApp;
+  const clock = new ManualClock('2026-07-06T08:00:00Z');
+  let silent: http.Server;
+
+  beforeAll(async () => {
+    testApp = await createTestApp({ clock, env: { RATE_LIMITS: NOTIFY_LIMITS, NOTIFICATION_WEBHOOK_TIMEOUT_MS: '300' } });
+    // Takes the request and never answers.
+    silent = http.createServer(() => undefined).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+  });
+
+  afterAll(async () => {
+    silent.closeAllConnections();
+    silent.close();
+    await testApp.close();
+  });
+
+  it('counts an endpoint that does not answer in time, and a redirect (never followed), as failed attempts', async () => {
+    const { port } = silent.address() as AddressInfo;
+    const redirecting = await new WebhookReceiver([307]).start();
+    try {
+      await createEndpoint(testApp, { url: `http://127.0.0.1:${port}/slow` });
+      await createEndpoint(testApp, { url: redirecting.url });
+      const notificationId = await emitCommitted(testApp, { type: 'payment.succeeded', accountId: null, data: {} });
+      expect(await testApp.deps.notifications.deliverDue()).toEqual({ delivered: 0, retrying: 2, dead: 0 });
+      const outcomes = (await deliveriesOf(testApp, notificationId)).map((row) => [row.last_error, row.last_response_status]).sort();
+      expect(outcomes).toEqual([
+        ['HTTP_307', 307],
+        ['TIMEOUT', null],
+      ]);
+      expect(redirecting.received).toHaveLength(1);
+    } finally {
+      await redirecting.close();
+    }
   });
 });
