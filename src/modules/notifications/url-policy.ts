@@ -5,9 +5,10 @@ import { BlockList, isIP } from 'node:net';
  * Where outgoing webhooks may go (OUT-1, SSRF). Outside production any http(s) URL is
  * accepted (a developer's receiver on localhost). In production the URL must be https and
  * its host must not be, or resolve to, a loopback, private, link-local (cloud metadata),
- * carrier-grade NAT, multicast or reserved address. The check is made when the endpoint is
- * saved and again at every connection (the lookup below), so a DNS answer that changes
- * after the endpoint was saved cannot point a delivery at the internal network.
+ * carrier-grade NAT, multicast or reserved address. Literal addresses and local names are
+ * refused when the endpoint is saved; names are checked at every connection (the lookup
+ * below), so a DNS answer that changes after the endpoint was saved cannot point a
+ * delivery at the internal network.
  */
 const blocked = new BlockList();
 for (const [network, prefix] of [
