@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhook } from '../../sdk/src/webhooks.js';
 import { MAX_DELIVERY_ATTEMPTS, RETRY_WINDOW_MS } from '../../src/modules/notifications/backoff.js';
+import { NotificationService } from '../../src/modules/notifications/notifications.service.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
@@ -190,6 +191,24 @@ describe('outgoing webhooks (OUT-1)', () => {
     expect(await testApp.deps.notifications.deliverDue()).toEqual({ delivered: 0, retrying: 0, dead: 0 });
     expect(hooks.received).toEqual([]);
     expect(readOutbox(testApp.config.mail.outboxDir)).toHaveLength(before);
+  });
+
+  it('with the production policy, an endpoint on a loopback address is never called (URL_NOT_ALLOWED)', async () => {
+    const hooks = await receiver([200]);
+    await createEndpoint(testApp, { url: hooks.url });
+    const strict = new NotificationService({
+      database: testApp.deps.database,
+      clock,
+      mailer: testApp.deps.mailer,
+      logger: testApp.deps.logger,
+      strictUrls: true,
+      webhookTimeoutMs: 2_000,
+      batchSize: 10,
+    });
+    const notificationId = await emitCommitted(testApp, { type: 'payment.succeeded', accountId: null, data: {} });
+    expect(await strict.deliverDue()).toEqual({ delivered: 0, retrying: 0, dead: 1 });
+    expect((await deliveriesOf(testApp, notificationId))[0]).toMatchObject({ status: 'dead', last_error: 'URL_NOT_ALLOWED' });
+    expect(hooks.received).toEqual([]);
   });
 
   it('a disabled endpoint gets nothing new and its pending deliveries are given up', async () => {

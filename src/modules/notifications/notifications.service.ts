@@ -246,6 +246,8 @@ export class NotificationService {
 
   private async postWebhook(row: ClaimedRow): Promise<AttemptOutcome> {
     if (row.url === null || row.secret === null || row.endpoint_enabled !== true) return { ok: false, error: 'ENDPOINT_DISABLED', final: true };
+    // Saved under another policy (say, before NODE_ENV=production): checked again before any connection.
+    if (this.options.strictUrls && webhookUrlProblem(row.url, { strict: true }) !== undefined) return { ok: false, error: 'URL_NOT_ALLOWED', final: true };
     const body = JSON.stringify({
       id: row.notification_id,
       type: row.type,
