@@ -42,6 +42,8 @@ import { createWebhookService } from './modules/stripe/webhooks/webhooks.module.
 import { PrivacyService } from './modules/privacy/privacy.service.js';
 import { accountDeletionJob } from './modules/privacy/account-deletion.job.js';
 import { NotificationQueue, type Notifier } from './modules/notifications/notifier.js';
+import { BillingService } from './modules/billing/billing.service.js';
+import { pastDueGraceJob } from './modules/billing/past-due.job.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -86,6 +88,8 @@ export interface Dependencies {
   readonly webhooks: WebhookService;
   /** GDPR-1 export and GDPR-2 deletion; close() before the database closes. */
   readonly privacy: PrivacyService;
+  /** Checkout, cancel, resume and plan changes (PAY-2..5). */
+  readonly billing: BillingService;
 }
 
 export interface DependencyOverrides {
@@ -251,6 +255,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     logger: logger.child({ component: 'stripe-webhooks' }),
     webhookSecrets: config.stripe.webhookSecrets,
     maxAttempts: config.stripe.webhookMaxAttempts,
+    pastDueGraceDays: config.billing.pastDueGraceDays,
   });
   const pseudonymKey = config.secrets.auditPseudonymKey;
   if (!pseudonymKey) throw new Error('AUDIT_PSEUDONYM_KEY must be resolved before creating dependencies');
@@ -267,6 +272,19 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     onAccountChanged: (accountId) => accounts.invalidate(accountId),
   });
   scheduler.register(accountDeletionJob(privacy));
+  const publicUrl = (config.publicUrl ?? `http://${config.host}:${config.port}`).replace(/\/$/, '');
+  const billing = new BillingService({
+    database,
+    clock,
+    stripe,
+    plans,
+    exemptions,
+    alerter,
+    trialDays: config.billing.trialDays,
+    successUrl: config.billing.successUrl ?? `${publicUrl}/portal?checkout=success&session_id={CHECKOUT_SESSION_ID}`,
+    cancelUrl: config.billing.cancelUrl ?? `${publicUrl}/portal?checkout=canceled`,
+  });
+  scheduler.register(pastDueGraceJob({ pastDueGraceDays: config.billing.pastDueGraceDays }));
 
   return {
     config,
@@ -300,6 +318,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     stripeSandbox,
     stripeSandboxUrl,
     privacy,
+    billing,
     errorReporter,
     scheduler,
     readinessChecks,

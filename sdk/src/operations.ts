@@ -127,6 +127,7 @@ export const SERVER_ERROR_CODES = [
   'INTERNAL_ERROR',
   'SERVICE_UNAVAILABLE',
   'WEBHOOK_SIGNATURE_INVALID',
+  'OWNER_EXEMPT',
 ] as const;
 
 export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];

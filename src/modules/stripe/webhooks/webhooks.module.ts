@@ -24,6 +24,8 @@ export interface WebhookModuleOptions {
   readonly logger: Logger;
   readonly webhookSecrets: readonly string[];
   readonly maxAttempts: number;
+  /** PAST_DUE_GRACE_DAYS (PAY-6). */
+  readonly pastDueGraceDays: number;
 }
 
 /** The webhook intake, its processor and handlers, wired from the app's dependencies. */
@@ -35,6 +37,7 @@ export function createWebhookService(options: WebhookModuleOptions): WebhookServ
     notifier: options.notifier,
     alerter: options.alerter,
     clock,
+    pastDueGraceDays: options.pastDueGraceDays,
     catalogue: {
       creditPack: async (tx, packId) => (await listCreditPacks(tx)).find((pack) => pack.id === packId),
       hasPlan: async (tx, planId) => (await tx.query('SELECT 1 FROM plans WHERE id = $1', [planId])).rows.length === 1,
