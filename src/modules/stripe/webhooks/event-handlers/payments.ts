@@ -89,7 +89,8 @@ export function invoiceHandler(deps: HandlerDependencies): EventHandler {
         await deps.notifier.emit(tx, { type: 'payment.failed', accountId, data, email: { template: 'payment_failed' } });
       } else if (event.type === 'invoice.payment_action_required') {
         await deps.notifier.emit(tx, { type: 'payment.action_required', accountId, data, email: { template: 'payment_action_required' } });
-      } else if (event.type === 'invoice.paid' && stored?.status !== 'succeeded' && invoice.amount_paid > 0) {
+      } else if (event.type === 'invoice.paid' && invoice.amount_paid > 0) {
+        // Once per invoice: Stripe sends invoice.paid once, and the inbox drops its redeliveries.
         await deps.notifier.emit(tx, { type: 'payment.succeeded', accountId, data });
       }
       // Without a subscription (or one we could not fetch) the grace period may still have run out.
