@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { startStripeSandbox, type StripeSandbox } from '../../src/modules/stripe/sandbox/sandbox-server.js';
 import { asSystem } from '../../src/platform/database/access.js';
@@ -36,15 +38,45 @@ export interface BillingHarness {
   readonly testApp: TestApp;
   readonly sandbox: StripeSandbox;
   readonly url: string;
+  /** Every request the app sent to the Stripe API (through a counting proxy in front of the sandbox). */
+  readonly stripeRequests: string[];
   close(): Promise<void>;
+}
+
+/** A plain HTTP proxy to the sandbox's API that records each request's method and path. */
+async function countingProxy(target: string, seen: string[]): Promise<{ url: string; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  const server = http.createServer((request, response) => {
+    seen.push(`${request.method ?? ''} ${request.url ?? ''}`);
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, method: request.method, path: request.url, headers: request.headers },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    forward.on('error', () => response.destroy());
+    request.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 export async function startBillingHarness(env: Record<string, string> = {}): Promise<BillingHarness> {
   const secret = testWebhookSecret();
   const sandbox = await startStripeSandbox({ webhookSecret: secret, webhookRetryDelaysMs: [50, 100, 200, 400, 800] });
+  const stripeRequests: string[] = [];
+  const proxy = await countingProxy(sandbox.url, stripeRequests);
   const testApp = await createTestApp({
     env: {
-      STRIPE_API_URL: sandbox.url,
+      STRIPE_API_URL: proxy.url,
       STRIPE_SANDBOX_START: 'false',
       STRIPE_WEBHOOK_SECRET: secret,
       RATE_LIMITS: BILLING_TEST_LIMITS,
@@ -58,8 +90,10 @@ export async function startBillingHarness(env: Record<string, string> = {}): Pro
     testApp,
     sandbox,
     url,
+    stripeRequests,
     async close() {
       await testApp.close();
+      await proxy.close();
       await sandbox.close();
     },
   };
