@@ -104,6 +104,22 @@ describe('renewal, failed payments, grace and Stripe giving up (PAY-5, PAY-6)', 
   });
 });
 
+describe('payments that need the customer (PAY-6)', () => {
+  it('a renewal that needs authentication queues payment.action_required with its email and the hosted invoice link; the plan is kept', async () => {
+    const person = await newPerson(harness, 'action');
+    const { customerId } = await subscribe(harness, person, { plan: 'PRO' });
+    const swapped = await call(harness, 'POST', `/sandbox/customers/${customerId}/payment-method`, { body: { card: '4000 0027 6000 3184' } });
+    expect(swapped.status, JSON.stringify(swapped.body)).toBe(200);
+    // No settle here: the card swap's own subscription.updated (of today) may arrive after the
+    // renewal failed; re-reading the past_due state then must not date the grace back to today.
+    await advance(harness, 31 * DAY);
+    const action = (await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'payment.action_required');
+    expect(action.length).toBeGreaterThanOrEqual(1);
+    expect(action[0]).toMatchObject({ emails: ['payment_action_required'], data: { hostedInvoiceUrl: expect.stringMatching(/^http/), amountDue: 9900 } });
+    expect(await planOf(harness, person)).toBe('PRO');
+  });
+});
+
 describe('cancel at the period end and resume (PAY-4)', () => {
   it('keeps PRO until the period ends, then FREE with status canceled, the account and its data intact, the emails queued', async () => {
     const person = await newPerson(harness, 'cancel');

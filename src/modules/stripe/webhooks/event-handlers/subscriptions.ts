@@ -179,7 +179,11 @@ async function sync(
   const before = await findSubscription(tx, subscription.id);
   const saved = await saveSubscription(tx, accountId, state, now);
   if (!saved) return processed('OLDER_STATE');
-  const marked = await markLifecycle(tx, subscription.id, new Date(event.created * 1000));
+  // When a past_due spell began: not before the event, nor before the current period (a
+  // failed renewal is at its start); a late event re-reading today's past_due state must
+  // not date the spell back to its own time.
+  const since = new Date(Math.max(event.created, item?.current_period_start ?? 0) * 1000);
+  const marked = await markLifecycle(tx, subscription.id, since);
   const row = marked?.row ?? saved;
 
   // Notifications, queued in this transaction (MAIL-1, OUT-1).
