@@ -171,7 +171,11 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     logger: deps.logger,
     limiter: deps.rateLimiting.limiter,
   });
-  await app.register(accountRoutes, { accounts: deps.accounts, exemptions: deps.exemptions });
+  await app.register(accountRoutes, {
+    accounts: deps.accounts,
+    exemptions: deps.exemptions,
+    subscriptionOf: (accountId) => deps.billing.currentSubscription(accountId),
+  });
   await app.register(privacyRoutes, { service: deps.privacy, limiter: deps.rateLimiting.limiter, cookies: { secure: config.isProduction } });
   await app.register(planRoutes, { catalogue: deps.plans, database: deps.database, clock: deps.clock });
   // RL-5: keys and services on machine routes are limited per account by the plan; people per user.

@@ -53,6 +53,7 @@ describe('renewal, failed payments, grace and Stripe giving up (PAY-5, PAY-6)', 
     expect(await planOf(harness, person)).toBe('PRO');
     const first = await subscriptionOf(harness, person);
     expect(first).toMatchObject({ id: subscriptionId, status: 'active', plan: 'PRO', cancelAtPeriodEnd: false, trialEnd: null });
+    expect((await call(harness, 'GET', '/api/account', { person })).body.subscription).toEqual(first);
     expect((await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'subscription.activated')).toHaveLength(1);
 
     // One month on: the renewal is paid from the card, the period moves, still PRO.
