@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BulwarkClient } from '../../sdk/src/index.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import { auditEvents, countRows } from '../webhooks/helpers.js';
 import {
@@ -54,6 +55,10 @@ describe('renewal, failed payments, grace and Stripe giving up (PAY-5, PAY-6)', 
     const first = await subscriptionOf(harness, person);
     expect(first).toMatchObject({ id: subscriptionId, status: 'active', plan: 'PRO', cancelAtPeriodEnd: false, trialEnd: null });
     expect((await call(harness, 'GET', '/api/account', { person })).body.subscription).toEqual(first);
+    // The SDK reads the same with an account key.
+    const key = await call(harness, 'POST', '/api/keys', { person, body: { label: 'sdk' } });
+    expect(key.status).toBe(201);
+    expect(await new BulwarkClient({ baseUrl: harness.url, apiKey: key.body.secret }).subscription()).toEqual(first);
     expect((await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'subscription.activated')).toHaveLength(1);
 
     // One month on: the renewal is paid from the card, the period moves, still PRO.
