@@ -125,7 +125,8 @@ export class BillingService {
       current: await currentSubscriptionOf(tx, actor.accountId),
       email: actor.userId ? await emailOf(tx, actor.userId) : null,
     }));
-    if (plan && history.current && LIVE_STATUSES.includes(history.current.status)) {
+    // An `incomplete` one (its first payment failed at checkout) does not block a new checkout: Stripe expires it.
+    if (plan && history.current && history.current.status !== 'incomplete' && LIVE_STATUSES.includes(history.current.status)) {
       throw new AppError('CONFLICT', 'The account has a subscription already; change its plan with POST /api/billing/change-plan');
     }
     const customerId = await this.ensureCustomer(actor.accountId, history.email);
