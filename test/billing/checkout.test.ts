@@ -46,6 +46,18 @@ function sandboxState(): { rows: number; idempotency: number; seq: number } {
   return { rows: Object.keys(data.rows).length, idempotency: Object.keys(data.idempotency).length, seq: data.seq };
 }
 
+describe('the OpenAPI document', () => {
+  it('documents the billing routes with their bodies', async () => {
+    const document = (await call(harness, 'GET', '/docs/openapi.json')).body;
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining(['/api/billing/subscription', '/api/billing/checkout', '/api/billing/cancel', '/api/billing/resume', '/api/billing/change-plan']),
+    );
+    const checkout = document.paths['/api/billing/checkout'].post;
+    expect(Object.keys(checkout.requestBody.content['application/json'].schema.properties).sort()).toEqual(['creditPack', 'plan']);
+    expect(Object.keys(checkout.responses['200'].content['application/json'].schema.properties).sort()).toEqual(['sessionId', 'url']);
+  });
+});
+
 describe('owner and test accounts (OWN-1)', () => {
   it.each([
     ['owner', OWNER, 'owner'],
