@@ -193,6 +193,28 @@ describe('cancel at the period end and resume (PAY-4)', () => {
     expect((await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'subscription.canceled')).toHaveLength(0);
   });
 
+  it('with every event delivered twice and in reverse order: one notification per transition, the same end state', async () => {
+    const person = await newPerson(harness, 'chaos');
+    const mode = (body: Record<string, boolean>) => call(harness, 'POST', '/sandbox/webhooks/mode', { body });
+    expect((await mode({ duplicate: true, outOfOrder: true })).status).toBe(200);
+    try {
+      await subscribe(harness, person, { plan: 'PRO' });
+      expect(await planOf(harness, person)).toBe('PRO');
+      expect((await call(harness, 'POST', '/api/billing/cancel', { person })).status).toBe(200);
+      await settle(harness);
+      await advance(harness, 40 * DAY);
+    } finally {
+      await mode({ duplicate: false, outOfOrder: false });
+    }
+    expect(await subscriptionOf(harness, person)).toMatchObject({ status: 'canceled' });
+    expect(await planOf(harness, person)).toBe('FREE');
+    const types = (await notificationsOf(database(), person.accountId)).map((n) => n.type);
+    expect(types.filter((type) => type === 'subscription.activated')).toHaveLength(1);
+    expect(types.filter((type) => type === 'subscription.cancel_scheduled')).toHaveLength(1);
+    expect(types.filter((type) => type === 'subscription.canceled')).toHaveLength(1);
+    expect(types.filter((type) => type === 'payment.succeeded')).toHaveLength(1);
+  });
+
   it('answers 404 to cancel and resume without a subscription, and null for the subscription', async () => {
     const person = await newPerson(harness, 'nosub');
     expect(await subscriptionOf(harness, person)).toBeNull();
