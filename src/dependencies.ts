@@ -49,6 +49,8 @@ import { reconciliationJob } from './modules/billing/reconciliation.job.js';
 import { billingCatalogue } from './modules/stripe/webhooks/webhooks.module.js';
 import { NotificationService } from './modules/notifications/notifications.service.js';
 import { notificationDeliveryJob } from './modules/notifications/delivery.job.js';
+import { BillingService } from './modules/billing/billing.service.js';
+import { pastDueGraceJob } from './modules/billing/past-due.job.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -99,6 +101,8 @@ export interface Dependencies {
   readonly refunds: RefundsService;
   /** PAY-8: reconciliation with Stripe (also the daily job billing.reconciliation). */
   readonly reconciliation: ReconciliationService;
+  /** Checkout, cancel, resume and plan changes (PAY-2..5). */
+  readonly billing: BillingService;
 }
 
 export interface DependencyOverrides {
@@ -277,6 +281,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     logger: logger.child({ component: 'stripe-webhooks' }),
     webhookSecrets: config.stripe.webhookSecrets,
     maxAttempts: config.stripe.webhookMaxAttempts,
+    pastDueGraceDays: config.billing.pastDueGraceDays,
   });
   const pseudonymKey = config.secrets.auditPseudonymKey;
   if (!pseudonymKey) throw new Error('AUDIT_PSEUDONYM_KEY must be resolved before creating dependencies');
@@ -300,9 +305,22 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     logger: logger.child({ component: 'reconciliation' }),
     alerter,
     exemptions,
-    handlers: { stripe, credits, notifier, alerter, clock, catalogue: billingCatalogue },
+    handlers: { stripe, credits, notifier, alerter, clock, catalogue: billingCatalogue, pastDueGraceDays: config.billing.pastDueGraceDays },
   });
   scheduler.register(reconciliationJob(reconciliation, config.reconciliation.intervalSeconds));
+  const publicUrl = (config.publicUrl ?? `http://${config.host}:${config.port}`).replace(/\/$/, '');
+  const billing = new BillingService({
+    database,
+    clock,
+    stripe,
+    plans,
+    exemptions,
+    alerter,
+    trialDays: config.billing.trialDays,
+    successUrl: config.billing.successUrl ?? `${publicUrl}/portal?checkout=success&session_id={CHECKOUT_SESSION_ID}`,
+    cancelUrl: config.billing.cancelUrl ?? `${publicUrl}/portal?checkout=canceled`,
+  });
+  scheduler.register(pastDueGraceJob({ pastDueGraceDays: config.billing.pastDueGraceDays }));
 
   return {
     config,
@@ -339,6 +357,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     privacy,
     refunds,
     reconciliation,
+    billing,
     errorReporter,
     scheduler,
     readinessChecks,
