@@ -5,6 +5,7 @@ import { startStripeSandbox, type StripeSandbox } from '../../src/modules/stripe
 import { asSystem } from '../../src/platform/database/access.js';
 import type { Database } from '../../src/platform/database/database.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
+import { readOutbox, type OutboxMessage } from '../helpers/outbox.js';
 import { bearer, GENEROUS_LIMITS, signUp, type Person } from '../privacy/helpers.js';
 import { listen, testWebhookSecret } from '../webhooks/helpers.js';
 
@@ -190,4 +191,10 @@ export async function accountRow(database: Database, accountId: string): Promise
     tx.query<{ plan: string; status: string; stripe_customer_id: string | null }>('SELECT plan, status, stripe_customer_id FROM accounts WHERE id = $1', [accountId]),
   );
   return rows[0] as { plan: string; status: string; stripe_customer_id: string | null };
+}
+
+/** Runs the notification worker now and answers the emails of one template sent to the person (the .eml outbox, MAIL-1). */
+export async function emailsTo(harness: BillingHarness, person: Person, template: string): Promise<OutboxMessage[]> {
+  await harness.testApp.deps.notifications.deliverDue();
+  return readOutbox(harness.testApp.config.mail.outboxDir).filter((message) => message.kind === template && message.to.includes(person.email));
 }

@@ -8,6 +8,7 @@ import {
   call,
   CARD_FAILS,
   DAY,
+  emailsTo,
   newPerson,
   notificationsOf,
   planOf,
@@ -80,6 +81,10 @@ describe('renewal, failed payments, grace and Stripe giving up (PAY-5, PAY-6)', 
     expect(failed[0]?.emails).toEqual(['payment_failed']);
     expect(failed[0]?.data).toMatchObject({ subscriptionId, currency: 'usd', amountDue: 9900 });
     expect((await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'subscription.past_due')).toHaveLength(1);
+    // The email itself, in the development outbox as an .eml file, once the worker ran.
+    const failedEmails = await emailsTo(harness, person, 'payment_failed');
+    expect(failedEmails.length).toBeGreaterThanOrEqual(1);
+    expect(failedEmails[0]?.subject.length).toBeGreaterThan(0);
     const { rows } = await asSystem(database(), (tx) =>
       tx.query<{ past_due_since: Date | null }>('SELECT past_due_since FROM subscriptions WHERE id = $1', [subscriptionId]),
     );
@@ -104,6 +109,7 @@ describe('renewal, failed payments, grace and Stripe giving up (PAY-5, PAY-6)', 
     const canceled = (await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'subscription.canceled');
     expect(canceled).toHaveLength(1);
     expect(canceled[0]).toMatchObject({ emails: ['subscription_canceled'], data: { reason: 'payment_failed' } });
+    expect(await emailsTo(harness, person, 'subscription_canceled')).toHaveLength(1);
     expect(await accountRow(database(), person.accountId)).toMatchObject({ status: 'active', plan: 'FREE' });
     const planChanges = (await auditEvents(database(), 'account.updated')).filter((entry) => entry.account_id === person.accountId);
     expect(planChanges.map((entry) => (entry.metadata.changes as { plan: { to: string } }).plan.to)).toEqual(['PRO', 'FREE']);
@@ -122,6 +128,10 @@ describe('payments that need the customer (PAY-6)', () => {
     const action = (await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'payment.action_required');
     expect(action.length).toBeGreaterThanOrEqual(1);
     expect(action[0]).toMatchObject({ emails: ['payment_action_required'], data: { hostedInvoiceUrl: expect.stringMatching(/^http/), amountDue: 9900 } });
+    // The email carries the hosted invoice link.
+    const actionEmails = await emailsTo(harness, person, 'payment_action_required');
+    expect(actionEmails.length).toBeGreaterThanOrEqual(1);
+    expect(actionEmails[0]?.text).toContain(String(action[0]?.data.hostedInvoiceUrl));
     expect(await planOf(harness, person)).toBe('PRO');
   });
 });
@@ -166,6 +176,8 @@ describe('cancel at the period end and resume (PAY-4)', () => {
     const ended = (await notificationsOf(database(), person.accountId)).filter((n) => n.type === 'subscription.canceled');
     expect(ended).toHaveLength(1);
     expect(ended[0]?.emails).toEqual(['subscription_canceled']);
+    // Two emails in the outbox: the cancellation scheduled, then the end of the subscription.
+    expect(await emailsTo(harness, person, 'subscription_canceled')).toHaveLength(2);
 
     // Nothing left to cancel or resume.
     expect(await call(harness, 'POST', '/api/billing/cancel', { person })).toMatchObject({ status: 409, body: { error: { code: 'CONFLICT' } } });
