@@ -265,6 +265,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     clearInterval(idleSweep);
     await deps.scheduler.stop();
     await deps.privacy.close();
+    await deps.creditsLow.close();
     await deps.stripeSandbox?.close();
     await deps.apiKeyModule.close();
     await deps.accounts.close();

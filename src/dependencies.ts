@@ -29,6 +29,7 @@ import { EntitlementsService } from './modules/entitlements/entitlements.service
 import { usageRetentionJob } from './modules/usage/usage-retention.job.js';
 import { CreditsService } from './modules/credits/credits.service.js';
 import { creditSweeperJob } from './modules/credits/credit-sweeper.job.js';
+import { CreditsLowWatcher } from './modules/credits/credits-low.js';
 import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
@@ -85,6 +86,8 @@ export interface Dependencies {
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
   readonly credits: CreditsService;
+  /** credits.low (OUT-1) after balances move; close() before the database closes. */
+  readonly creditsLow: CreditsLowWatcher;
   /** The licence signing key (LIC-1), read at start-up. */
   readonly licenseKey: LicenseSigningKey;
   /** Every Stripe call goes through this (the local sandbox in sandbox mode). */
@@ -225,12 +228,20 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const securityEvents = new SecurityEvents(database, clock, logger.child({ component: 'audit' }));
   rateLimiting.limiter.setOnLimited((event) => securityEvents.rateLimited(event));
   rateLimiting.loginLockout.setOnLocked((event) => securityEvents.loginLocked(event));
+  const creditsLow = new CreditsLowWatcher({
+    database,
+    clock,
+    notifier,
+    logger: logger.child({ component: 'credits-low' }),
+    thresholdCredits: config.credits.lowThresholdCredits,
+  });
   const credits = new CreditsService({
     database,
     clock,
     pricing: plans,
     reservationTtlMs: config.credits.reservationTtlSeconds * 1000,
     operations: metrics.creditOperations,
+    onBalanceMoved: creditsLow.touched,
   });
   scheduler.register(creditSweeperJob(credits, config.credits.sweepIntervalSeconds));
   const auth = new AuthService({
@@ -349,6 +360,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
+    creditsLow,
     licenseKey,
     stripe,
     webhooks,

@@ -108,6 +108,7 @@ const environmentSchema = z.object({
   SIGNUP_BONUS_CREDITS: integer(0, 1_000_000).default(10),
   CREDIT_RESERVATION_TTL_SECONDS: integer(1, 7 * 24 * 3_600).default(15 * 60),
   CREDIT_SWEEP_INTERVAL_SECONDS: integer(1, 24 * 3_600).default(5 * 60),
+  CREDITS_LOW_THRESHOLD: integer(0, 1_000_000_000).default(0),
   RECONCILIATION_INTERVAL_SECONDS: integer(60, 30 * 24 * 3_600).default(24 * 3_600),
   USAGE_METADATA_KEYS: commaList.default(['model', 'region', 'source', 'tokens', 'pages', 'duration_ms']),
   OWNER_ACCOUNT_IDS: commaList.default([]),
@@ -257,6 +258,8 @@ export interface Config {
     readonly reservationTtlSeconds: number;
     /** CRD-6: how often the sweeper runs (once per interval across every instance). */
     readonly sweepIntervalSeconds: number;
+    /** OUT-1: a balance falling below this queues one credits.low notification; 0 (the default) turns it off. */
+    readonly lowThresholdCredits: number;
   };
   /** PAY-8: how often the reconciliation job compares local billing state with Stripe (once per interval across instances). */
   readonly reconciliation: { readonly intervalSeconds: number };
@@ -450,6 +453,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       signupBonusCredits: raw.SIGNUP_BONUS_CREDITS,
       reservationTtlSeconds: raw.CREDIT_RESERVATION_TTL_SECONDS,
       sweepIntervalSeconds: raw.CREDIT_SWEEP_INTERVAL_SECONDS,
+      lowThresholdCredits: raw.CREDITS_LOW_THRESHOLD,
     },
     reconciliation: { intervalSeconds: raw.RECONCILIATION_INTERVAL_SECONDS },
     exemptions: { ownerAccountIds: raw.OWNER_ACCOUNT_IDS, testAccountIds: raw.TEST_ACCOUNT_IDS, plan: raw.EXEMPT_ACCOUNT_PLAN },
