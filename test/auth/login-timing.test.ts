@@ -4,16 +4,17 @@ import { createTestApp, type TestApp } from '../helpers/app.js';
 
 /**
  * AUTH-6, as issue 3 asks it to be shown: an unknown email and a known email with a
- * wrong password get the same status and body, and their median response times differ
- * by less than 20%. Both paths pay for one argon2id verification, which dominates; the
- * attempts are interleaved so machine noise hits both alike, and each uses its own
+ * wrong password get the same status and body, and their response times differ by less
+ * than 20% (the median of the ratios of back-to-back pairs). Both paths pay for one
+ * argon2id verification, which dominates; the attempts are interleaved so machine noise
+ * hits both alike, and each uses its own
  * email and client address so that no lockout or rate limit changes the path taken.
  * (This is the one timing comparison in the suite; it compares two paths of the same
  * process in the same moment, never against a fixed number.)
  */
 describe('login answers do not reveal whether an email exists (AUTH-6)', () => {
   let testApp: TestApp;
-  const ROUNDS = 15;
+  const ROUNDS = 21;
   const password = 'a sturdy passphrase 42';
 
   beforeAll(async () => {
@@ -58,8 +59,12 @@ describe('login answers do not reveal whether an email exists (AUTH-6)', () => {
       unknown.push(u.elapsed);
       known.push(k.elapsed);
     }
-    const ratio = median(unknown) / median(known);
-    expect(ratio, `median unknown ${median(unknown).toFixed(1)} ms vs known ${median(known).toFixed(1)} ms`).toBeGreaterThan(1 / 1.2);
-    expect(ratio).toBeLessThan(1.2);
+    // Each pair ran back to back, so the load of the moment (other test files run in
+    // parallel) hits both of its attempts alike: the median of the pairs' ratios is the
+    // difference between the paths with that noise divided out.
+    const ratio = median(unknown.map((value, index) => value / (known[index] as number)));
+    const detail = `median of pair ratios ${ratio.toFixed(3)}; medians: unknown ${median(unknown).toFixed(1)} ms, known ${median(known).toFixed(1)} ms`;
+    expect(ratio, detail).toBeGreaterThan(1 / 1.2);
+    expect(ratio, detail).toBeLessThan(1.2);
   }, 60_000);
 });
