@@ -43,6 +43,10 @@ import { createWebhookService } from './modules/stripe/webhooks/webhooks.module.
 import { PrivacyService } from './modules/privacy/privacy.service.js';
 import { accountDeletionJob } from './modules/privacy/account-deletion.job.js';
 import { NotificationQueue, type Notifier } from './modules/notifications/notifier.js';
+import { RefundsService } from './modules/billing/refunds.service.js';
+import { ReconciliationService } from './modules/billing/reconciliation.service.js';
+import { reconciliationJob } from './modules/billing/reconciliation.job.js';
+import { billingCatalogue } from './modules/stripe/webhooks/webhooks.module.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -87,6 +91,10 @@ export interface Dependencies {
   readonly webhooks: WebhookService;
   /** GDPR-1 export and GDPR-2 deletion; close() before the database closes. */
   readonly privacy: PrivacyService;
+  /** PAY-7: operator refunds. */
+  readonly refunds: RefundsService;
+  /** PAY-8: reconciliation with Stripe (also the daily job billing.reconciliation). */
+  readonly reconciliation: ReconciliationService;
 }
 
 export interface DependencyOverrides {
@@ -269,6 +277,16 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     onAccountChanged: (accountId) => accounts.invalidate(accountId),
   });
   scheduler.register(accountDeletionJob(privacy));
+  const refunds = new RefundsService({ database, clock, stripe });
+  const reconciliation = new ReconciliationService({
+    database,
+    clock,
+    logger: logger.child({ component: 'reconciliation' }),
+    alerter,
+    exemptions,
+    handlers: { stripe, credits, notifier, alerter, clock, catalogue: billingCatalogue },
+  });
+  scheduler.register(reconciliationJob(reconciliation, config.reconciliation.intervalSeconds));
 
   return {
     config,
@@ -302,6 +320,8 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     stripeSandbox,
     stripeSandboxUrl,
     privacy,
+    refunds,
+    reconciliation,
     errorReporter,
     scheduler,
     readinessChecks,

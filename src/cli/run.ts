@@ -18,6 +18,7 @@ import { backup, restore } from './commands/backup.js';
 import { creditsGrant } from './commands/credits.js';
 import { legacyImport } from './commands/import.js';
 import { keysIssue, keysRevoke, keysRotate } from './commands/keys.js';
+import { reconcile } from './commands/reconcile.js';
 import { auditVerify, creditsVerify } from './commands/verify.js';
 import { ExternalCommandError } from './external-command.js';
 
@@ -31,6 +32,7 @@ export const COMMANDS: readonly CliCommand[] = [
   creditsGrant,
   creditsVerify,
   auditVerify,
+  reconcile,
   backup,
   restore,
   legacyImport,
@@ -52,7 +54,7 @@ function helpText(): string {
     '',
     'Configuration comes from the environment, as for the service (DATABASE_URL, DATA_DIR, ...).',
     'On the embedded database, stop the service first: one process at a time may open it.',
-    'Exit codes: 0 done, 1 failed or found a problem, 2 wrong usage. --json prints one JSON document on stdout.',
+    'Exit codes: 0 done, 1 failed or found a problem, 2 wrong usage (reconcile: 3 found discrepancies and repaired all). --json prints one JSON document on stdout.',
     '`bulwark help <command>` shows one command.',
   ].join('\n');
 }

@@ -91,6 +91,7 @@ const environmentSchema = z.object({
   SIGNUP_BONUS_CREDITS: integer(0, 1_000_000).default(10),
   CREDIT_RESERVATION_TTL_SECONDS: integer(1, 7 * 24 * 3_600).default(15 * 60),
   CREDIT_SWEEP_INTERVAL_SECONDS: integer(1, 24 * 3_600).default(5 * 60),
+  RECONCILIATION_INTERVAL_SECONDS: integer(60, 30 * 24 * 3_600).default(24 * 3_600),
   USAGE_METADATA_KEYS: commaList.default(['model', 'region', 'source', 'tokens', 'pages', 'duration_ms']),
   OWNER_ACCOUNT_IDS: commaList.default([]),
   TEST_ACCOUNT_IDS: commaList.default([]),
@@ -227,6 +228,8 @@ export interface Config {
     /** CRD-6: how often the sweeper runs (once per interval across every instance). */
     readonly sweepIntervalSeconds: number;
   };
+  /** PAY-8: how often the reconciliation job compares local billing state with Stripe (once per interval across instances). */
+  readonly reconciliation: { readonly intervalSeconds: number };
   /** Owner and test accounts: never charged, on their configured plan (OWN-1, OWN-2). */
   readonly exemptions: { readonly ownerAccountIds: readonly string[]; readonly testAccountIds: readonly string[]; readonly plan: string };
   readonly stripe: {
@@ -403,6 +406,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       reservationTtlSeconds: raw.CREDIT_RESERVATION_TTL_SECONDS,
       sweepIntervalSeconds: raw.CREDIT_SWEEP_INTERVAL_SECONDS,
     },
+    reconciliation: { intervalSeconds: raw.RECONCILIATION_INTERVAL_SECONDS },
     exemptions: { ownerAccountIds: raw.OWNER_ACCOUNT_IDS, testAccountIds: raw.TEST_ACCOUNT_IDS, plan: raw.EXEMPT_ACCOUNT_PLAN },
     stripe: {
       mode: raw.STRIPE_MODE ?? (isProduction ? 'live' : 'sandbox'),

@@ -22,6 +22,8 @@ export const ID_PREFIX = {
   notification: 'ntf',
   notificationDelivery: 'ndl',
   webhookEndpoint: 'whe',
+  refund: 'rfd',
+  reconciliationRun: 'rcn',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

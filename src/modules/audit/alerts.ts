@@ -15,6 +15,7 @@ export type AlertKind =
   | 'owner_charge_attempt'
   | 'webhook_signature_failed'
   | 'reconciliation_discrepancy'
+  | 'payment_disputed'
   | 'audit_chain_broken';
 
 /** Ids and counts only. `ip` is allowed for source-based alerts: the log redacts it, the webhook carries it. */

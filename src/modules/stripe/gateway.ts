@@ -27,6 +27,7 @@ export interface StripeGateway {
 
   createCheckoutSession(operationId: string, params: Stripe.Checkout.SessionCreateParams): Promise<Stripe.Checkout.Session>;
   retrieveCheckoutSession(sessionId: string, options?: { expand?: string[] }): Promise<Stripe.Checkout.Session>;
+  listCheckoutSessions(params: Stripe.Checkout.SessionListParams): Promise<Stripe.ApiList<Stripe.Checkout.Session>>;
   listCheckoutSessionLineItems(sessionId: string): Promise<Stripe.ApiList<Stripe.LineItem>>;
   expireCheckoutSession(operationId: string, sessionId: string): Promise<Stripe.Checkout.Session>;
 
@@ -188,6 +189,10 @@ export class StripeApiGateway implements StripeGateway {
 
   retrieveCheckoutSession(sessionId: string, options?: { expand?: string[] }) {
     return this.client.checkout.sessions.retrieve(sessionId, expandOption(options));
+  }
+
+  listCheckoutSessions(params: Stripe.Checkout.SessionListParams) {
+    return this.client.checkout.sessions.list(params);
   }
 
   listCheckoutSessionLineItems(sessionId: string) {

@@ -27,6 +27,9 @@ export interface PaymentRow {
   credits_granted: number;
   credit_grant_id: string | null;
   disputed_at: Date | null;
+  /** Credits taken back from the grant after refunds, and those that could not be (spent): migration 0020. */
+  credits_reversed: number;
+  credits_reversal_shortfall: number;
 }
 
 /** What one event tells about a payment; absent fields keep what is stored. */
@@ -45,7 +48,7 @@ export interface PaymentFacts {
   readonly disputedAt?: Date;
 }
 
-export type PaymentValues = Omit<PaymentRow, 'id' | 'account_id' | 'credits_granted' | 'credit_grant_id'>;
+export type PaymentValues = Omit<PaymentRow, 'id' | 'account_id' | 'credits_granted' | 'credit_grant_id' | 'credits_reversed' | 'credits_reversal_shortfall'>;
 
 /**
  * Merges what an event says into what is stored, so that late or out-of-order events

@@ -188,6 +188,7 @@ export class WebhookProcessor {
         return { outcome: 'duplicate' };
       }
       for (const action of afterCommit) action();
+      result.afterCommit?.();
       return { outcome: result.status, ...(result.reason ? { reason: result.reason } : {}) };
     } catch (error) {
       if (error instanceof AppError && error.code === 'CONFLICT') throw error;

@@ -9,6 +9,7 @@ import { listCreditPacks } from '../../plans/plans.repository.js';
 import type { Notifier } from '../../notifications/notifier.js';
 import type { StripeGateway } from '../gateway.js';
 import { createEventHandlers } from './event-handlers/index.js';
+import type { BillingCatalogue } from './event-handlers/types.js';
 import { WebhookProcessor } from './webhook-processor.js';
 import { WebhookService } from './webhook.service.js';
 
@@ -26,6 +27,12 @@ export interface WebhookModuleOptions {
   readonly maxAttempts: number;
 }
 
+/** The plan catalogue as the handlers read it, in the caller's transaction (also used by reconciliation). */
+export const billingCatalogue: BillingCatalogue = {
+  creditPack: async (tx, packId) => (await listCreditPacks(tx)).find((pack) => pack.id === packId),
+  hasPlan: async (tx, planId) => (await tx.query('SELECT 1 FROM plans WHERE id = $1', [planId])).rows.length === 1,
+};
+
 /** The webhook intake, its processor and handlers, wired from the app's dependencies. */
 export function createWebhookService(options: WebhookModuleOptions): WebhookService {
   const { database, clock, stripe } = options;
@@ -35,10 +42,7 @@ export function createWebhookService(options: WebhookModuleOptions): WebhookServ
     notifier: options.notifier,
     alerter: options.alerter,
     clock,
-    catalogue: {
-      creditPack: async (tx, packId) => (await listCreditPacks(tx)).find((pack) => pack.id === packId),
-      hasPlan: async (tx, planId) => (await tx.query('SELECT 1 FROM plans WHERE id = $1', [planId])).rows.length === 1,
-    },
+    catalogue: billingCatalogue,
   });
   const processor = new WebhookProcessor({
     database,

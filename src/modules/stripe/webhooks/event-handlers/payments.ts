@@ -3,6 +3,7 @@ import { recordAudit } from '../../../audit/audit.service.js';
 import { findPaymentForUpdate, savePayment, type PaymentStatus } from '../billing-state.repository.js';
 import { lockStripeObject } from '../inbox.repository.js';
 import { stripeIdOf } from '../stripe-conventions.js';
+import { reverseRefundedCredits, syncRefundRows } from './refund-reversal.js';
 import { processed, refused, type EventHandler, type HandlerDependencies, type HandlerResult } from './types.js';
 
 /**
@@ -11,7 +12,8 @@ import { processed, refused, type EventHandler, type HandlerDependencies, type H
  * invoice.payment_failed, invoice.payment_action_required, charge.succeeded,
  * charge.failed, charge.refunded, charge.dispute.created. Each re-fetches its object
  * (WH-5) under a lock on the payment intent, and mergePayment keeps a payment from
- * moving backwards. None of them changes a plan or grants credits.
+ * moving backwards. None of them changes a plan or grants credits; a refund of a credit
+ * pack takes back its unspent credits (PAY-7, refund-reversal.ts), a dispute alerts.
  */
 
 function invoiceStatus(invoice: Stripe.Invoice, eventType: string): PaymentStatus {
@@ -78,7 +80,27 @@ export function chargeHandler(deps: HandlerDependencies): EventHandler {
         { paymentIntentId, chargeId: charge.id, amountCents: charge.amount, currency: charge.currency, status: chargeStatus(charge), amountRefundedCents: charge.amount_refunded },
         now,
       );
-      if (saved.amount_refunded_cents > (stored?.amount_refunded_cents ?? 0)) {
+      const newlyRefunded = saved.amount_refunded_cents > (stored?.amount_refunded_cents ?? 0);
+      // PAY-7: the credits of a refunded pack, once however often this is delivered (refund-reversal.ts).
+      const reversal = saved.amount_refunded_cents > 0 ? await reverseRefundedCredits(tx, saved, now) : undefined;
+      if (newlyRefunded) {
+        const refunds = await deps.stripe.listRefunds({ charge: charge.id, limit: 100 });
+        await syncRefundRows(tx, saved.id, refunds.data, now);
+        await deps.notifier.emit(tx, {
+          type: 'payment.refunded',
+          accountId,
+          data: {
+            paymentId: saved.id,
+            amount: saved.amount_cents,
+            amountRefunded: saved.amount_refunded_cents,
+            currency: saved.currency,
+            fullyRefunded: saved.amount_refunded_cents >= saved.amount_cents,
+            creditsReversed: reversal?.totalReversed ?? saved.credits_reversed,
+          },
+        });
+      }
+      // Audit entries last (the chain lock is held to commit).
+      if (newlyRefunded) {
         await recordAudit(
           tx,
           {
@@ -88,6 +110,32 @@ export function chargeHandler(deps: HandlerDependencies): EventHandler {
             subjectId: saved.id,
             accountId,
             metadata: { eventId: event.id, chargeId: charge.id, amountRefunded: saved.amount_refunded_cents, amount: saved.amount_cents, currency: saved.currency },
+          },
+          deps.clock,
+        );
+      }
+      if (reversal) {
+        await recordAudit(
+          tx,
+          {
+            event: 'credits.refund_reversed',
+            actorType: 'system',
+            subjectType: 'credit_grant',
+            subjectId: reversal.grantId,
+            accountId,
+            metadata: {
+              eventId: event.id,
+              paymentId: saved.id,
+              chargeId: charge.id,
+              amount: saved.amount_cents,
+              amountRefunded: saved.amount_refunded_cents,
+              creditsGranted: saved.credits_granted,
+              target: reversal.target,
+              taken: reversal.taken,
+              shortfall: reversal.shortfall,
+              totalReversed: reversal.totalReversed,
+              totalShortfall: reversal.totalShortfall,
+            },
           },
           deps.clock,
         );
@@ -121,6 +169,12 @@ export function disputeHandler(deps: HandlerDependencies): EventHandler {
         { paymentIntentId, chargeId, amountCents: charge.amount, currency: charge.currency, status: chargeStatus(charge), amountRefundedCents: charge.amount_refunded, disputedAt: now },
         now,
       );
+      // Once per dispute event: the inbox never runs a handler twice for one event id (WH-3).
+      await deps.notifier.emit(tx, {
+        type: 'payment.disputed',
+        accountId,
+        data: { paymentId: saved.id, disputeId: dispute.id, amount: dispute.amount, currency: dispute.currency, reason: dispute.reason },
+      });
       await recordAudit(
         tx,
         {
@@ -133,7 +187,18 @@ export function disputeHandler(deps: HandlerDependencies): EventHandler {
         },
         deps.clock,
       );
-      return processed();
+      // AUD-3: a dispute pages the operator (after commit: never for an effect that rolled back).
+      const alert = (): void =>
+        deps.alerter.alert('payment_disputed', `Stripe dispute ${dispute.id} opened on a payment`, {
+          accountId,
+          paymentId: saved.id,
+          disputeId: dispute.id,
+          chargeId,
+          amount: dispute.amount,
+          currency: dispute.currency,
+          reason: dispute.reason,
+        });
+      return { ...processed(), afterCommit: alert };
     },
   };
 }

@@ -22,6 +22,8 @@ export interface HandlerResult {
   readonly status: FinalStatus;
   /** An UPPER_SNAKE code saying why (ignored, refused, or a processed event without effect). */
   readonly reason?: string;
+  /** Runs once the event's transaction has committed (alerts: never for an effect that rolled back). */
+  readonly afterCommit?: () => void;
 }
 
 /** Charge, invoice, subscription and checkout events are refused for owner and test accounts (OWN-1). */
