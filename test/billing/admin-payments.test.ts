@@ -99,6 +99,8 @@ describe('GET /api/admin/accounts/:id/payments (UI-1)', () => {
           creditPackId: PACK.id,
           creditsGranted: 250,
           creditGrantId: expect.stringMatching(/^grant_/),
+          creditsReversed: 0,
+          creditsReversalShortfall: 0,
           stripePaymentIntentId: expect.stringMatching(/^pi_/),
           stripeChargeId: expect.stringMatching(/^ch_/),
           stripeCheckoutSessionId: session.id,
@@ -118,6 +120,17 @@ describe('GET /api/admin/accounts/:id/payments (UI-1)', () => {
     );
     expect(rows[0]).toMatchObject({ account_id: buyer.accountId, source: 'purchase' });
     expect(Number(rows[0]?.amount)).toBe(250);
+  });
+
+  it('shows a partial refund made through POST /api/admin/refunds: the refunded amount and the credits taken back', async () => {
+    const buyer = await customerAccount();
+    await buyPack(buyer.accountId, buyer.customerId);
+    const payment = (await list(buyer.accountId)).json().items[0] as { id: string };
+    const refunded = await testApp.app.inject({ method: 'POST', url: '/api/admin/refunds', headers: admin, payload: { paymentId: payment.id, amount: 600, reason: 'requested_by_customer' } });
+    expect(refunded.statusCode, refunded.body).toBe(201);
+    expect(await sandbox.delivery.settle(10_000)).toBe(true);
+    // 600 of 1500 cents refunded: floor(250 x 600 / 1500) = 100 of the 250 unspent credits back.
+    expect((await list(buyer.accountId)).json().items[0]).toMatchObject({ id: payment.id, amountRefunded: 600, creditsGranted: 250, creditsReversed: 100, creditsReversalShortfall: 0 });
   });
 
   it('pages newest first with nextCursor, every payment once', async () => {

@@ -43,6 +43,8 @@ export const AdminPaymentSchema = Type.Object({
   creditPackId: Nullable(Type.String()),
   creditsGranted: Type.Integer({ description: 'Credits the purchase granted (0 when none)' }),
   creditGrantId: Nullable(Type.String()),
+  creditsReversed: Type.Integer({ description: 'Credits taken back from the grant by refunds so far' }),
+  creditsReversalShortfall: Type.Integer({ description: 'Credits refunds should have taken back but had been spent already' }),
   stripePaymentIntentId: Nullable(Type.String()),
   stripeChargeId: Nullable(Type.String()),
   stripeCheckoutSessionId: Nullable(Type.String()),
@@ -79,6 +81,8 @@ interface PaymentRow {
   credit_pack_id: string | null;
   credits_granted: string | number;
   credit_grant_id: string | null;
+  credits_reversed: string | number;
+  credits_reversal_shortfall: string | number;
   stripe_payment_intent_id: string | null;
   stripe_charge_id: string | null;
   stripe_checkout_session_id: string | null;
@@ -136,6 +140,8 @@ function paymentView(row: PaymentRow) {
     creditPackId: row.credit_pack_id,
     creditsGranted: whole(row.credits_granted),
     creditGrantId: row.credit_grant_id,
+    creditsReversed: whole(row.credits_reversed),
+    creditsReversalShortfall: whole(row.credits_reversal_shortfall),
     stripePaymentIntentId: row.stripe_payment_intent_id,
     stripeChargeId: row.stripe_charge_id,
     stripeCheckoutSessionId: row.stripe_checkout_session_id,
@@ -194,7 +200,7 @@ export async function adminPaymentRoutes(fastify: FastifyInstance, options: Admi
         if (accounts.length === 0) throw new AppError('NOT_FOUND', 'Account not found');
         const { rows } = await tx.query<PaymentRow>(
           `SELECT id, account_id, kind, status, amount_cents, currency, amount_refunded_cents, credit_pack_id, credits_granted,
-                  credit_grant_id, stripe_payment_intent_id, stripe_charge_id, stripe_checkout_session_id, stripe_invoice_id,
+                  credit_grant_id, credits_reversed, credits_reversal_shortfall, stripe_payment_intent_id, stripe_charge_id, stripe_checkout_session_id, stripe_invoice_id,
                   stripe_subscription_id, disputed_at, created_at, updated_at,
                   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
              FROM payments
