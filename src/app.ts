@@ -37,6 +37,7 @@ import { sandboxRoutes } from './modules/stripe/sandbox/sandbox.routes.js';
 import { stripeWebhookRoutes, webhookAdminRoutes } from './modules/stripe/webhooks/webhook.routes.js';
 import { privacyRoutes } from './modules/privacy/privacy.routes.js';
 import { billingAdminRoutes } from './modules/billing/billing-admin.routes.js';
+import { notificationRoutes } from './modules/notifications/notifications.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
@@ -247,6 +248,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   });
   await app.register(webhookAdminRoutes, { service: deps.webhooks });
   await app.register(billingAdminRoutes, { refunds: deps.refunds, reconciliation: deps.reconciliation });
+  await app.register(notificationRoutes, { service: deps.notifications });
   if (config.stripe.mode === 'sandbox' && deps.stripeSandboxUrl !== undefined) {
     await app.register(sandboxRoutes, { sandboxUrl: deps.stripeSandboxUrl, timeoutMs: config.stripe.timeoutMs });
   }

@@ -47,6 +47,8 @@ import { RefundsService } from './modules/billing/refunds.service.js';
 import { ReconciliationService } from './modules/billing/reconciliation.service.js';
 import { reconciliationJob } from './modules/billing/reconciliation.job.js';
 import { billingCatalogue } from './modules/stripe/webhooks/webhooks.module.js';
+import { NotificationService } from './modules/notifications/notifications.service.js';
+import { notificationDeliveryJob } from './modules/notifications/delivery.job.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -63,6 +65,8 @@ export interface Dependencies {
   readonly mailer: Mailer;
   /** Queues emails and outgoing webhooks in the caller's transaction (MAIL-1, OUT-1). */
   readonly notifier: Notifier;
+  /** Delivers queued emails and webhooks (deliverDue), and the operator's webhook endpoints. */
+  readonly notifications: NotificationService;
   readonly accessTokens: AccessTokens;
   readonly csrf: CsrfTokens;
   readonly auth: AuthService;
@@ -189,6 +193,18 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const csrf = new CsrfTokens([cookie, ...previousCookie]);
   const mailer = overrides.mailer ?? createMailer(config, logger);
   const notifier = new NotificationQueue(clock);
+  const notifications = new NotificationService({
+    database,
+    clock,
+    mailer,
+    logger: logger.child({ component: 'notifications' }),
+    strictUrls: config.isProduction,
+    webhookTimeoutMs: config.notifications.webhookTimeoutMs,
+    batchSize: config.notifications.batchSize,
+  });
+  scheduler.register(
+    notificationDeliveryJob(notifications, config.notifications.deliveryIntervalSeconds, Math.ceil((config.notifications.webhookTimeoutMs + 60_000) / 1000)),
+  );
   const metrics = createMetrics();
   const alerter = new Alerter({ logger, clock, webhookUrl: config.alertWebhookUrl });
   const authFailures = new AuthFailureDetector({ alerter, clock });
@@ -221,7 +237,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     database,
     clock,
     accessTokens,
-    mailer,
+    notifier,
     logger: logger.child({ component: 'auth' }),
     publicUrl: config.publicUrl ?? `http://${config.host}:${config.port}`,
   });
@@ -268,7 +284,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     database,
     clock,
     stripe,
-    mailer,
+    notifier,
     logger: logger.child({ component: 'privacy' }),
     loginLockout: rateLimiting.loginLockout,
     authFailures,
@@ -293,6 +309,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     logger,
     mailer,
     notifier,
+    notifications,
     accessTokens,
     csrf,
     auth,

@@ -18,5 +18,6 @@ export {
   type LicenseVerificationKey,
   type VerifyLicenseOptions,
 } from './license.js';
+export { verifyWebhook, type VerifyWebhookOptions, type WebhookHeaders } from './webhooks.js';
 export { OPERATIONS, SERVER_ERROR_CODES, type BodyShape, type Operation, type OperationName, type ServerErrorCode } from './operations.js';
 export type * from './types.js';

@@ -103,6 +103,9 @@ const environmentSchema = z.object({
     .optional(),
   MAIL_FROM: z.string().min(3).max(254).default('Bulwark <no-reply@localhost>'),
   ALERT_WEBHOOK_URL: z.url().optional(),
+  NOTIFICATION_DELIVERY_INTERVAL_SECONDS: integer(1, 3_600).default(5),
+  NOTIFICATION_WEBHOOK_TIMEOUT_MS: integer(100, 60_000).default(10_000),
+  NOTIFICATION_BATCH_SIZE: integer(1, 500).default(25),
 
   STRIPE_MODE: z.enum(['sandbox', 'test', 'live']).optional(),
   STRIPE_SECRET_KEY: optionalSecret,
@@ -213,6 +216,12 @@ export interface Config {
   };
   readonly mail: { readonly smtpUrl: string | undefined; readonly from: string; readonly outboxDir: string };
   readonly alertWebhookUrl: string | undefined;
+  /**
+   * Email and outgoing webhook delivery (MAIL-1, OUT-1): how often the delivery job runs
+   * (once per interval across instances), how long an endpoint may take to answer, and how
+   * many deliveries one run claims at a time.
+   */
+  readonly notifications: { readonly deliveryIntervalSeconds: number; readonly webhookTimeoutMs: number; readonly batchSize: number };
   readonly usage: { readonly metadataKeys: readonly string[] };
   /**
    * Signed licences (LIC-1): the private key file (Ed25519 or RSA PEM) and how long a
@@ -395,6 +404,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     },
     mail: { smtpUrl: raw.SMTP_URL, from: raw.MAIL_FROM, outboxDir: path.join(dataDir, 'outbox') },
     alertWebhookUrl: raw.ALERT_WEBHOOK_URL,
+    notifications: {
+      deliveryIntervalSeconds: raw.NOTIFICATION_DELIVERY_INTERVAL_SECONDS,
+      webhookTimeoutMs: raw.NOTIFICATION_WEBHOOK_TIMEOUT_MS,
+      batchSize: raw.NOTIFICATION_BATCH_SIZE,
+    },
     usage: { metadataKeys: raw.USAGE_METADATA_KEYS },
     license: {
       privateKeyPath: raw.LICENSE_PRIVATE_KEY_PATH === undefined ? undefined : path.resolve(raw.LICENSE_PRIVATE_KEY_PATH),

@@ -1,10 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
+import { readOutbox } from '../helpers/outbox.js';
 
 const PASSWORD = 'a sturdy passphrase 42';
 
@@ -255,18 +254,17 @@ describe('people: sign-up, login, tokens, CSRF (AUTH-1..5)', () => {
       expect(unknown.statusCode).toBe(202);
       expect(known.statusCode).toBe(202);
       expect(unknown.body).toBe(known.body);
+      // Queued in the request's transaction (which ends after the 202), sent by the delivery worker.
       const mails = await expect
-        .poll(() => {
-          try {
-            return readdirSync(outbox).filter((file) => file.includes('password_reset'));
-          } catch {
-            return [];
-          }
+        .poll(async () => {
+          await testApp.deps.notifications.deliverDue();
+          return readOutbox(outbox).filter((message) => message.kind === 'password_reset');
         })
         .toHaveLength(1)
-        .then(() => readdirSync(outbox).filter((file) => file.includes('password_reset')));
-      const mail = JSON.parse(readFileSync(path.join(outbox, mails[0]!), 'utf8'));
+        .then(() => readOutbox(outbox).filter((message) => message.kind === 'password_reset'));
+      const mail = mails[0]!;
       expect(mail.to).toBe('reset@example.com');
+      expect(mail.subject).toBe('Reset your Bulwark password');
       const token = /\/reset\?token=([A-Za-z0-9_-]+)/.exec(mail.text)?.[1];
       expect(token).toBeDefined();
 
@@ -285,9 +283,14 @@ describe('people: sign-up, login, tokens, CSRF (AUTH-1..5)', () => {
       await signUp('late@example.com');
       await testApp.app.inject({ method: 'POST', url: '/auth/password-reset', payload: { email: 'late@example.com' } });
       const outbox = testApp.config.mail.outboxDir;
-      await expect.poll(() => readdirSync(outbox).filter((file) => file.includes('password_reset')).length).toBe(2);
-      const latest = readdirSync(outbox).filter((file) => file.includes('password_reset')).sort().at(-1)!;
-      const token = /token=([A-Za-z0-9_-]+)/.exec(JSON.parse(readFileSync(path.join(outbox, latest), 'utf8')).text)?.[1];
+      await expect
+        .poll(async () => {
+          await testApp.deps.notifications.deliverDue();
+          return readOutbox(outbox).filter((message) => message.kind === 'password_reset').length;
+        })
+        .toBe(2);
+      const latest = readOutbox(outbox).filter((message) => message.kind === 'password_reset').at(-1)!;
+      const token = /token=([A-Za-z0-9_-]+)/.exec(latest.text)?.[1];
       clock.advance(31 * 60 * 1000);
       const confirm = await testApp.app.inject({ method: 'POST', url: '/auth/password-reset/confirm', payload: { token, password: 'late but sturdy passphrase' } });
       expect(confirm.statusCode).toBe(400);

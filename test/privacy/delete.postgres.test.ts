@@ -67,6 +67,8 @@ describeWithPostgres('account deletion across two instances (GDPR-2, PostgreSQL)
     expect((await second.app.inject({ method: 'GET', url: '/auth/me', headers: bearer(ada) })).statusCode).toBe(401);
     expect((await first.app.inject({ method: 'GET', url: '/api/account', headers: { 'x-api-key': apiKey } })).statusCode).toBe(401);
 
+    // The deletion email is queued (MAIL-1) with its address, which its delivery clears once sent.
+    await second.deps.notifications.deliverDue();
     // Every text, varchar and jsonb column of every table, read as the owner (no row-level security in the way).
     expect(await scanTextColumns(owner, needles)).toEqual([]);
     expect((await harness.gateway.retrieveSubscription(stripe.subscriptionId)).status).toBe('canceled');

@@ -107,6 +107,12 @@ describe('account deletion (GDPR-2)', () => {
     const cleared = ([] as string[]).concat(response.headers['set-cookie'] ?? []);
     expect(cleared.filter((line) => /^(access_token|refresh_token|csrf_token)=;/.test(line))).toHaveLength(3);
 
+    // Until the deletion email is sent (MAIL-1, queued in the erasure's transaction), its
+    // address is only in that email's delivery; once sent, the delivery forgets it.
+    expect(await asSystem(testApp.deps.database, (tx) => scanTextColumns(tx, [grace.email]))).toEqual([
+      expect.objectContaining({ table: 'notification_deliveries', column: 'recipient', rows: 1 }),
+    ]);
+    await testApp.deps.notifications.deliverDue();
     // No email or name left in any text column of any table.
     expect(await asSystem(testApp.deps.database, (tx) => scanTextColumns(tx, needles))).toEqual([]);
 
@@ -196,6 +202,7 @@ describe('account deletion (GDPR-2)', () => {
     expect(await testApp.deps.privacy.processDueDeletions()).toEqual({ completed: 0, pending: 0 });
     clock.advance(61_000);
     expect(await testApp.deps.privacy.processDueDeletions()).toEqual({ completed: 1, pending: 0 });
+    await testApp.deps.notifications.deliverDue();
     expect((await harness.gateway.retrieveSubscription(stripe.subscriptionId)).status).toBe('canceled');
     await expect(harness.gateway.retrieveCustomer(stripe.customerId)).rejects.toMatchObject({ code: 'resource_missing' });
     expect(await asSystem(testApp.deps.database, (tx) => scanTextColumns(tx, [ivy.email, ivy.name]))).toEqual([]);

@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import { asSystem } from '../../src/platform/database/access.js';
@@ -158,19 +156,4 @@ export async function scanTextColumns(tx: Queryable, needles: readonly string[])
   return matches;
 }
 
-export interface OutboxMessage {
-  readonly kind: string;
-  readonly to: string;
-  readonly subject: string;
-  readonly text: string;
-}
-
-export function readOutbox(directory: string): OutboxMessage[] {
-  let files: string[];
-  try {
-    files = readdirSync(directory);
-  } catch {
-    return [];
-  }
-  return files.sort().map((file) => JSON.parse(readFileSync(path.join(directory, file), 'utf8')) as OutboxMessage);
-}
+export { readOutbox, type OutboxMessage } from '../helpers/outbox.js';

@@ -5,7 +5,7 @@ import type { Clock } from '../../platform/clock.js';
 import { asSystem, forAccount } from '../../platform/database/access.js';
 import { SqlState, sqlStateOf, type Database, type Queryable } from '../../platform/database/database.js';
 import { newId } from '../../platform/ids.js';
-import type { Mailer } from '../../platform/mail/mailer.js';
+import type { Notifier } from '../notifications/notifier.js';
 import {
   findAccount,
   findActiveUserByEmail,
@@ -63,7 +63,8 @@ export interface AuthServiceOptions {
   readonly database: Database;
   readonly clock: Clock;
   readonly accessTokens: AccessTokens;
-  readonly mailer: Mailer;
+  /** Queues the password reset email in the reset's transaction (MAIL-1): SMTP never slows or breaks the request. */
+  readonly notifier: Notifier;
   /** Locks an email after repeated failures, with growing delays, known email or not. */
   readonly loginLockout: LoginLockout;
   /** Grants the sign-up bonus (CRD-7) in the sign-up transaction. */
@@ -269,8 +270,8 @@ export class AuthService {
     const now = this.options.clock.now();
     const user = await asSystem(this.options.database, (tx) => findActiveUserByEmail(tx, normaliseEmail(email)));
     if (!user?.email) return;
-    const to = user.email;
     const token = newOpaqueToken();
+    const link = `${this.options.publicUrl.replace(/\/$/, '')}/reset?token=${token}`;
     await forAccount(this.options.database, user.account_id, async (tx) => {
       const resetId = newId('reset');
       await insertPasswordReset(tx, {
@@ -281,18 +282,18 @@ export class AuthService {
         createdAt: now,
         expiresAt: new Date(now.getTime() + PASSWORD_RESET_TTL_SECONDS * 1000),
       });
+      // The link is in the notification until its email is sent (then dropped); never sent to webhooks.
+      await this.options.notifier.emit(tx, {
+        type: 'auth.password_reset',
+        accountId: user.account_id,
+        data: { resetId, resetLink: link },
+        email: { template: 'password_reset', userId: user.id },
+      });
       await recordAudit(
         tx,
         { event: 'auth.password_reset_requested', actorType: 'anonymous', subjectType: 'user', subjectId: user.id, accountId: user.account_id, ip: context.ip, metadata: { resetId } },
         this.options.clock,
       );
-    });
-    const link = `${this.options.publicUrl.replace(/\/$/, '')}/reset?token=${token}`;
-    await this.options.mailer.send({
-      kind: 'password_reset',
-      to,
-      subject: 'Reset your Bulwark password',
-      text: `Someone asked to reset the password of your account. If it was you, open this link within 30 minutes:\n\n${link}\n\nIf it was not you, ignore this email; your password stays as it is.`,
     });
   }
 

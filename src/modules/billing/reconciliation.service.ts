@@ -1,3 +1,4 @@
+import { listAll } from '../stripe/stripe-lists.js';
 import type { Logger } from 'pino';
 import Stripe from 'stripe';
 import { AppError } from '../../errors/app-error.js';
@@ -141,19 +142,8 @@ interface Customer {
 }
 
 const MAX_ITEMS_PER_LIST = 1_000;
+const listAllPages = <T extends { id: string }>(page: (startingAfter: string | undefined) => Promise<Stripe.ApiList<T>>) => listAll(page, MAX_ITEMS_PER_LIST);
 const MAX_ITEMS_PER_REPORT = 200;
-
-async function listAll<T extends { id: string }>(page: (startingAfter: string | undefined) => Promise<Stripe.ApiList<T>>): Promise<T[]> {
-  const items: T[] = [];
-  let startingAfter: string | undefined;
-  for (;;) {
-    const list = await page(startingAfter);
-    items.push(...list.data);
-    const last = list.data.at(-1);
-    if (!list.has_more || !last || items.length >= MAX_ITEMS_PER_LIST) return items;
-    startingAfter = last.id;
-  }
-}
 
 /** A Stripe event around `object`, for a handler that re-fetches the object anyway. Never stored in the inbox. */
 function syntheticEvent(type: string, object: { id: string }, sequence: number, runId: string, now: Date): Stripe.Event {
@@ -344,9 +334,9 @@ export class ReconciliationService {
     const found: Found[] = [];
     const page = { customer: customerId, limit: 100 } as const;
     const [sessions, charges, subscriptions] = await Promise.all([
-      listAll((after) => stripe.listCheckoutSessions({ ...page, ...(after ? { starting_after: after } : {}) })),
-      listAll((after) => stripe.listCharges({ ...page, ...(after ? { starting_after: after } : {}) })),
-      listAll((after) => stripe.listSubscriptions({ ...page, status: 'all', ...(after ? { starting_after: after } : {}) })),
+      listAllPages((after) => stripe.listCheckoutSessions({ ...page, ...(after ? { starting_after: after } : {}) })),
+      listAllPages((after) => stripe.listCharges({ ...page, ...(after ? { starting_after: after } : {}) })),
+      listAllPages((after) => stripe.listSubscriptions({ ...page, status: 'all', ...(after ? { starting_after: after } : {}) })),
     ]);
     const local = await asSystem(this.options.database, async (tx) => {
       const payments = (await tx.query<PaymentRow>('SELECT * FROM payments WHERE account_id = $1', [accountId])).rows;

@@ -132,6 +132,22 @@ export interface RefundsServiceOptions {
   readonly stripe: StripeGateway;
 }
 
+/** An audit entry about a refund of a payment, by the operator (or the CLI) who asked for it. */
+function auditRefund(
+  tx: Queryable,
+  clock: Clock,
+  actor: RefundActor,
+  event: string,
+  subject: { readonly paymentId: string; readonly accountId: string },
+  metadata: Record<string, unknown>,
+): Promise<unknown> {
+  return recordAudit(
+    tx,
+    { event, actorType: actor.actorType, actorId: actor.actorId, ip: actor.ip ?? null, subjectType: 'payment', subjectId: subject.paymentId, accountId: subject.accountId, metadata },
+    clock,
+  );
+}
+
 export class RefundsService {
   constructor(private readonly options: RefundsServiceOptions) {}
 
@@ -197,17 +213,7 @@ export class RefundsService {
       ],
     );
     const row = rows[0] as RefundRow;
-    await recordAudit(
-      tx,
-      {
-        event: 'payment.refund_requested',
-        actorType: actor.actorType,
-        actorId: actor.actorId,
-        ip: actor.ip ?? null,
-        subjectType: 'payment',
-        subjectId: payment.id,
-        accountId: payment.account_id,
-        metadata: {
+    await auditRefund(tx, clock, actor, 'payment.refund_requested', { paymentId: payment.id, accountId: payment.account_id }, {
           refundId: row.id,
           amount: Number(row.amount_cents),
           full: request.amount === undefined,
@@ -215,10 +221,7 @@ export class RefundsService {
           paymentAmount: Number(payment.amount_cents),
           alreadyRefunded,
           reason: row.stripe_reason ?? 'other',
-        },
-      },
-      clock,
-    );
+        });
     return row;
   }
 
@@ -243,20 +246,7 @@ export class RefundsService {
         const code = stripeErrorCode(error);
         await asSystem(database, async (tx) => {
           await tx.query(`UPDATE refunds SET status = 'rejected', error_code = $2, updated_at = $3 WHERE id = $1 AND status = 'requested'`, [row.id, code, clock.now()]);
-          await recordAudit(
-            tx,
-            {
-              event: 'payment.refund_rejected',
-              actorType: actor.actorType,
-              actorId: actor.actorId,
-              ip: actor.ip ?? null,
-              subjectType: 'payment',
-              subjectId: row.payment_id,
-              accountId: row.account_id,
-              metadata: { refundId: row.id, amount: Number(row.amount_cents), stripeError: code },
-            },
-            clock,
-          );
+          await auditRefund(tx, clock, actor, 'payment.refund_rejected', { paymentId: row.payment_id, accountId: row.account_id }, { refundId: row.id, amount: Number(row.amount_cents), stripeError: code });
         });
         throw new AppError('CONFLICT', 'Stripe refused the refund (nothing was refunded)');
       }
@@ -271,20 +261,7 @@ export class RefundsService {
       );
       const updated = rows[0];
       if (!updated) return (await tx.query<RefundRow>('SELECT * FROM refunds WHERE id = $1', [row.id])).rows[0] as RefundRow;
-      await recordAudit(
-        tx,
-        {
-          event: 'payment.refund_submitted',
-          actorType: actor.actorType,
-          actorId: actor.actorId,
-          ip: actor.ip ?? null,
-          subjectType: 'payment',
-          subjectId: row.payment_id,
-          accountId: row.account_id,
-          metadata: { refundId: row.id, stripeRefundId: refund.id, status: updated.status, amount: refund.amount, currency: refund.currency },
-        },
-        clock,
-      );
+      await auditRefund(tx, clock, actor, 'payment.refund_submitted', { paymentId: row.payment_id, accountId: row.account_id }, { refundId: row.id, stripeRefundId: refund.id, status: updated.status, amount: refund.amount, currency: refund.currency });
       return updated;
     });
     return refundView(stored);

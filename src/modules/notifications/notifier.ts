@@ -27,8 +27,18 @@ export const NOTIFICATION_TYPES = [
   'credits.purchased',
   'credits.low',
   'account.deleted',
+  'auth.password_reset',
 ] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
+
+/**
+ * Types that are only ever emailed, never sent to webhook endpoints: a password reset
+ * carries a sign-in link, which is for its user alone.
+ */
+export const EMAIL_ONLY_TYPES: readonly NotificationType[] = ['auth.password_reset'];
+
+/** What an operator may subscribe a webhook endpoint to. */
+export const WEBHOOK_EVENT_TYPES: readonly NotificationType[] = NOTIFICATION_TYPES.filter((type) => !EMAIL_ONLY_TYPES.includes(type));
 
 /** Email templates (MAIL-1). */
 export const EMAIL_TEMPLATES = ['subscription_canceled', 'payment_failed', 'payment_action_required', 'password_reset', 'account_deleted'] as const;
@@ -55,6 +65,8 @@ export interface NotificationRequest {
   readonly data: NotificationData;
   /** Send an email too; without it only the webhook endpoints hear of it. */
   readonly email?: EmailRequest;
+  /** false: no webhook deliveries (a second email about the same event). Default true. */
+  readonly webhooks?: boolean;
 }
 
 export interface Notifier {
@@ -96,10 +108,13 @@ export class NotificationQueue implements Notifier {
         );
       }
     }
-    const { rows: endpoints } = await tx.query<{ id: string }>(
-      `SELECT id FROM webhook_endpoints WHERE enabled AND (cardinality(event_types) = 0 OR $1 = ANY(event_types)) ORDER BY id`,
-      [request.type],
-    );
+    const { rows: endpoints } =
+      request.webhooks === false || EMAIL_ONLY_TYPES.includes(request.type)
+        ? { rows: [] }
+        : await tx.query<{ id: string }>(
+            `SELECT id FROM webhook_endpoints WHERE enabled AND (cardinality(event_types) = 0 OR $1 = ANY(event_types)) ORDER BY id`,
+            [request.type],
+          );
     for (const endpoint of endpoints) {
       await tx.query(
         `INSERT INTO notification_deliveries (id, notification_id, account_id, channel, endpoint_id, status, next_attempt_at, created_at, updated_at)

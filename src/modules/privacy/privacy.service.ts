@@ -3,14 +3,13 @@ import { AppError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { asSystem, forAccount } from '../../platform/database/access.js';
 import { sqlStateOf, type Database } from '../../platform/database/database.js';
-import type { Mailer } from '../../platform/mail/mailer.js';
+import type { Notifier } from '../notifications/notifier.js';
 import { LoginLockout, loginLockedError } from '../../platform/rate-limit/lockout.js';
 import { notifyApiKeyChanged, revokeAllApiKeysOfAccount } from '../api-keys/api-keys.repository.js';
 import { erasePersonalAuditData, erasePersonalAuditDataByEmail, listAuditEntriesAbout, recordAudit, type StoredAuditEntry } from '../audit/audit.service.js';
 import { verifyAgainstDummy, verifyPassword } from '../auth/passwords.js';
 import { revokeAllSessionsOfAccount, spendPasswordResetsOfAccount } from '../auth/sessions.repository.js';
 import type { StripeGateway } from '../stripe/gateway.js';
-import { accountDeletedEmail } from './deletion-email.js';
 import {
   dueDeletions,
   eraseLocalPersonalData,
@@ -62,7 +61,8 @@ export interface PrivacyServiceOptions {
   readonly database: Database;
   readonly clock: Clock;
   readonly stripe: StripeGateway;
-  readonly mailer: Mailer;
+  /** Queues the deletion email (and the account.deleted webhook) in the erasure's transaction (MAIL-1). */
+  readonly notifier: Notifier;
   readonly logger: Logger;
   /** Re-authentication follows the login lockout rules (5 failures lock the email). */
   readonly loginLockout: LoginLockout;
@@ -232,6 +232,17 @@ export class PrivacyService {
         (await erasePersonalAuditData(tx, accountId, this.options.pseudonymKey, clock)) +
         (await erasePersonalAuditDataByEmail(tx, emails, this.options.pseudonymKey, clock));
       await markDeletionCompleted(tx, accountId, now);
+      // The addresses were just erased from the users: each email carries its own, which
+      // the delivery clears once sent. One account.deleted for the webhooks.
+      for (const [index, email] of (emails.length > 0 ? emails : [undefined]).entries()) {
+        await this.options.notifier.emit(tx, {
+          type: 'account.deleted',
+          accountId,
+          data: { accountId, deletedAt: now.toISOString() },
+          ...(email !== undefined ? { email: { template: 'account_deleted' as const, to: email } } : {}),
+          webhooks: index === 0,
+        });
+      }
       // No IP and no personal detail: this entry is never erased.
       await recordAudit(
         tx,
@@ -245,17 +256,10 @@ export class PrivacyService {
         },
         clock,
       );
-      return { emails, at: now };
+      return true;
     });
     if (!completed) return 'already-completed';
     this.options.onAccountChanged?.(accountId);
-    for (const email of completed.emails) {
-      try {
-        await this.options.mailer.send(accountDeletedEmail(email, completed.at));
-      } catch (error) {
-        logger.error({ accountId, reason: error instanceof Error ? error.name : 'unknown' }, 'the account deletion email could not be sent');
-      }
-    }
     logger.info({ accountId }, 'account deleted');
     return 'completed';
   }

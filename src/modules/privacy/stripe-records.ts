@@ -1,3 +1,4 @@
+import { listAll } from '../stripe/stripe-lists.js';
 import Stripe from 'stripe';
 import type { StripeGateway } from '../stripe/gateway.js';
 
@@ -10,6 +11,7 @@ import type { StripeGateway } from '../stripe/gateway.js';
 
 /** More than any real customer has; a guard against an endless pagination. */
 const MAX_ITEMS_PER_LIST = 10_000;
+const listAllPages = <T extends { id: string }>(page: (startingAfter: string | undefined) => Promise<Stripe.ApiList<T>>) => listAll(page, MAX_ITEMS_PER_LIST);
 const PAGE_SIZE = 100;
 
 /** Subscription statuses that can still bill. */
@@ -28,19 +30,6 @@ function idOf(value: string | { id: string } | null | undefined): string | null 
 
 function address(value: Stripe.Address | null | undefined) {
   return value ? { line1: value.line1, line2: value.line2, postalCode: value.postal_code, city: value.city, state: value.state, country: value.country } : null;
-}
-
-/** Every item of a Stripe list, following `starting_after` pages. */
-async function listAll<T extends { id: string }>(page: (startingAfter: string | undefined) => Promise<Stripe.ApiList<T>>): Promise<T[]> {
-  const items: T[] = [];
-  let startingAfter: string | undefined;
-  for (;;) {
-    const list = await page(startingAfter);
-    items.push(...list.data);
-    const last = list.data.at(-1);
-    if (!list.has_more || !last || items.length >= MAX_ITEMS_PER_LIST) return items;
-    startingAfter = last.id;
-  }
 }
 
 function customerView(customer: Stripe.Customer) {
@@ -184,15 +173,15 @@ export async function customerHistory(gateway: StripeGateway, customerId: string
   if (!customer) return { customer: { id: customerId, deleted: true }, subscriptions: [], invoices: [], charges: [], refunds: [] };
   const page = { customer: customerId, limit: PAGE_SIZE };
   const [subscriptions, invoices, charges] = await Promise.all([
-    listAll((startingAfter) => gateway.listSubscriptions({ ...page, status: 'all', ...(startingAfter ? { starting_after: startingAfter } : {}) })),
-    listAll((startingAfter) => gateway.listInvoices({ ...page, ...(startingAfter ? { starting_after: startingAfter } : {}) })),
-    listAll((startingAfter) => gateway.listCharges({ ...page, ...(startingAfter ? { starting_after: startingAfter } : {}) })),
+    listAllPages((startingAfter) => gateway.listSubscriptions({ ...page, status: 'all', ...(startingAfter ? { starting_after: startingAfter } : {}) })),
+    listAllPages((startingAfter) => gateway.listInvoices({ ...page, ...(startingAfter ? { starting_after: startingAfter } : {}) })),
+    listAllPages((startingAfter) => gateway.listCharges({ ...page, ...(startingAfter ? { starting_after: startingAfter } : {}) })),
   ]);
   // Stripe lists refunds by charge, not by customer: only charges with something refunded have any.
   const refunds: Stripe.Refund[] = [];
   for (const charge of charges.filter((item) => item.amount_refunded > 0)) {
     refunds.push(
-      ...(await listAll((startingAfter) => gateway.listRefunds({ charge: charge.id, limit: PAGE_SIZE, ...(startingAfter ? { starting_after: startingAfter } : {}) }))),
+      ...(await listAllPages((startingAfter) => gateway.listRefunds({ charge: charge.id, limit: PAGE_SIZE, ...(startingAfter ? { starting_after: startingAfter } : {}) }))),
     );
   }
   return {
@@ -218,7 +207,7 @@ export interface StripeErasure {
 export async function eraseCustomerAtStripe(gateway: StripeGateway, accountId: string, customerId: string): Promise<StripeErasure> {
   const customer = await liveCustomer(gateway, customerId);
   if (!customer) return { subscriptionsCanceled: 0, customerDeleted: false };
-  const subscriptions = await listAll((startingAfter) =>
+  const subscriptions = await listAllPages((startingAfter) =>
     gateway.listSubscriptions({ customer: customerId, status: 'all', limit: PAGE_SIZE, ...(startingAfter ? { starting_after: startingAfter } : {}) }),
   );
   let subscriptionsCanceled = 0;

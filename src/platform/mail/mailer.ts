@@ -17,20 +17,30 @@ export interface Mailer {
   send(message: MailMessage): Promise<void>;
 }
 
+/** The same headers and encoding whether the message goes to SMTP or to the outbox. */
+function envelope(from: string, message: MailMessage): nodemailer.SendMailOptions {
+  return { from, to: message.to, subject: message.subject, text: message.text, textEncoding: 'quoted-printable' };
+}
+
 /**
- * Development and test mail: each message is written as a JSON file (0600) into the
- * outbox folder, where a developer (or a test) can read the link it carries.
+ * Development and test mail: each message is written as an RFC 822 file (.eml, 0600) into
+ * the outbox folder, built by nodemailer exactly as it would go over SMTP, so a developer
+ * opens it in a mail client (or a test reads its headers and the link it carries).
  */
 export class OutboxMailer implements Mailer {
+  private readonly transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+
   constructor(
     private readonly directory: string,
     private readonly from: string,
   ) {}
 
   async send(message: MailMessage): Promise<void> {
+    const info = (await this.transport.sendMail(envelope(this.from, message))) as { message: Buffer };
     await mkdir(this.directory, { recursive: true, mode: 0o700 });
-    const file = path.join(this.directory, `${Date.now()}-${message.kind}-${randomUUID()}.json`);
-    await writeFile(file, `${JSON.stringify({ from: this.from, ...message }, null, 2)}\n`, { mode: 0o600 });
+    const kind = /^[a-z_]+$/.test(message.kind) ? message.kind : 'mail';
+    const file = path.join(this.directory, `${Date.now()}-${kind}-${randomUUID()}.eml`);
+    await writeFile(file, info.message, { mode: 0o600 });
   }
 }
 
@@ -41,11 +51,12 @@ export class SmtpMailer implements Mailer {
     smtpUrl: string,
     private readonly from: string,
   ) {
-    this.transport = nodemailer.createTransport(smtpUrl);
+    // Bounded waits: a slow server delays the delivery worker, never a request.
+    this.transport = nodemailer.createTransport(smtpUrl, { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 });
   }
 
   async send(message: MailMessage): Promise<void> {
-    await this.transport.sendMail({ from: this.from, to: message.to, subject: message.subject, text: message.text });
+    await this.transport.sendMail(envelope(this.from, message));
   }
 }
 

@@ -47,6 +47,7 @@ CREATE TABLE notification_deliveries (
   -- Why the last attempt failed: an error code or an HTTP status, never a body.
   last_error text CHECK (length(last_error) <= 200),
   last_response_status integer,
+  last_attempt_at timestamptz,
   delivered_at timestamptz,
   created_at timestamptz NOT NULL,
   updated_at timestamptz NOT NULL,
@@ -56,8 +57,12 @@ CREATE TABLE notification_deliveries (
 );
 CREATE INDEX notification_deliveries_due ON notification_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX notification_deliveries_notification ON notification_deliveries (notification_id);
+-- The delivery log of one endpoint, newest first (GET /api/admin/webhook-endpoints/:id/deliveries).
+CREATE INDEX notification_deliveries_endpoint ON notification_deliveries (endpoint_id, created_at DESC, id DESC) WHERE endpoint_id IS NOT NULL;
 
 GRANT SELECT, INSERT ON notifications TO bulwark_app;
+-- Only to drop a one-time link (the password reset's) from the data once its email is sent.
+GRANT UPDATE (data) ON notifications TO bulwark_app;
 GRANT SELECT, INSERT, UPDATE ON notification_deliveries TO bulwark_app;
 GRANT SELECT, INSERT, UPDATE ON webhook_endpoints TO bulwark_app;
 
