@@ -45,9 +45,13 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       const { sessionId } = (await checkout.json()) as { sessionId: string };
       const paid = await customer.request.post(`${service.url}/sandbox/checkout/${sessionId}/pay`, { data: { card: '4242 4242 4242 4242' } });
       expect(paid.status(), await paid.text()).toBe(200);
-      await expect
-        .poll(async () => ((await (await customer.request.get(`${service.url}/api/credits`)).json()) as { balance: number }).balance, { timeout: 20_000 })
-        .toBe(260);
+      // The webhook grants the credits: bounded polling (a hook cannot use expect.poll).
+      let balance = 0;
+      for (let attempt = 0; attempt < 100 && balance !== 260; attempt += 1) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 200));
+        balance = ((await (await customer.request.get(`${service.url}/api/credits`)).json()) as { balance: number }).balance;
+      }
+      expect(balance, 'the balance after the purchase').toBe(260);
 
       context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       page = await context.newPage();
@@ -115,6 +119,8 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       const payment = page.getByRole('table', { name: 'Payments' }).locator('tbody tr');
       expect(await payment.textContent()).toContain('5.00 USD');
       expect(await payment.textContent()).toContain('83 taken back');
+      await expectCleanPage(page, problems, 'the account page after a partial refund');
+      await page.screenshot({ path: path.join(shots.folder, 'dashboard-refund.png'), fullPage: true });
 
       // The rest (10.00 USD): every credit of the pack is back, the 10 of the sign-up stay.
       expect(await page.getByLabel('Payment').locator('option').first().textContent()).toContain('10.00 USD left');
@@ -136,7 +142,6 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       expect(await requested.first().textContent()).toMatch(/admin adms_/);
       expect(await audit.locator('tbody tr', { hasText: 'credits.refund_reversed' }).count()).toBe(2);
       await expectCleanPage(page, problems, 'the account page after the refunds');
-      await page.screenshot({ path: path.join(shots.folder, 'dashboard-refund.png'), fullPage: true });
     });
 
     it('runs a reconciliation now and shows its report; the page reads on a phone', async () => {
@@ -153,9 +158,9 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       const newest = (await reports.locator('tbody tr').first().textContent()) ?? '';
       expect(newest).toContain('Admin');
       expect(newest).toContain('Succeeded');
-      // Every customer of the sandbox is checked: at least the two buyers of these suites.
+      // Every Stripe customer is checked: at least this suite's buyer.
       const checked = Number(/(\d+) customers checked/.exec((await page.locator('#notice').textContent()) ?? '')?.[1]);
-      expect(checked).toBeGreaterThanOrEqual(2);
+      expect(checked).toBeGreaterThanOrEqual(1);
       await expectCleanPage(page, problems, 'the reconciliation page with a report');
       await page.screenshot({ path: path.join(shots.folder, 'dashboard-reconciliation.png'), fullPage: true });
 
