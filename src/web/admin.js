@@ -55,6 +55,7 @@ function renderNav() {
       h('li', null, h('a', { href: '/admin/audit', 'data-route': true }, 'Audit log')),
       h('li', null, h('a', { href: '/admin/reconciliation', 'data-route': true }, 'Reconciliation')),
       h('li', null, h('a', { href: '/admin/webhooks', 'data-route': true }, 'Webhooks')),
+      h('li', null, h('a', { href: '/admin/endpoints', 'data-route': true }, 'Outgoing webhooks')),
       h('li', null, h('a', { href: '/admin/health', 'data-route': true }, 'Health')),
       h('li', null, h('button', { type: 'button', class: 'link-button', onclick: signOut }, 'Sign out')),
     ),
@@ -609,6 +610,131 @@ function webhooksPage(query = new URLSearchParams(location.search)) {
   ]);
 }
 
+// --- Outgoing webhook endpoints (OUT-1) ------------------------------------------------
+
+function endpointsPage() {
+  return page('Outgoing webhooks', async () => {
+    const found = await api.get('/api/admin/webhook-endpoints');
+    /** @type {Array<any>} */
+    const endpoints = found.items ?? [];
+    return [
+      section(
+        'Add an endpoint',
+        h('p', null, 'Bulwark posts signed events (Standard Webhooks) to these URLs: subscriptions, payments, refunds, credits. Failed deliveries are retried with a growing delay.'),
+        actionForm({
+          label: 'Add the endpoint',
+          fields: [
+            field({ label: 'URL', name: 'url', type: 'url', required: true, maxlength: '2048' }),
+            field({ label: 'Description (optional)', name: 'description', maxlength: '500' }),
+            field({ label: 'Event types (optional)', name: 'eventTypes', hint: 'Comma-separated, e.g. payment.refunded, subscription.canceled; empty: every type.' }),
+          ],
+          action: async (values) => {
+            const eventTypes = (values.eventTypes ?? '')
+              .split(',')
+              .map((type) => type.trim())
+              .filter((type) => type.length > 0);
+            const created = await api.post('/api/admin/webhook-endpoints', {
+              url: values.url,
+              ...(values.description ? { description: values.description } : {}),
+              ...(eventTypes.length > 0 ? { eventTypes } : {}),
+            });
+            await endpointsPage();
+            // After the re-render: the signing secret is shown once, in this page only.
+            const panel = document.getElementById('endpoint-secret');
+            if (panel) {
+              replace(
+                panel,
+                h(
+                  'div',
+                  { class: 'secret-panel' },
+                  h('p', null, h('strong', null, `Signing secret of ${created.endpoint.url}: copy it now, it is shown only once.`)),
+                  h('code', { class: 'secret', 'data-testid': 'endpoint-secret' }, created.secret),
+                ),
+              );
+            }
+          },
+        }),
+        h('div', { id: 'endpoint-secret', 'aria-live': 'polite' }),
+      ),
+      section(
+        'Endpoints',
+        table(
+          'Outgoing webhook endpoints',
+          ['URL', 'Description', 'Event types', 'State', 'Created', ''],
+          endpoints.map((endpoint) => [
+            h('a', { href: `/admin/endpoints/${encodeURIComponent(endpoint.id)}`, 'data-route': true }, endpoint.url),
+            endpoint.description ?? '—',
+            endpoint.eventTypes.length > 0 ? endpoint.eventTypes.join(', ') : 'Every type',
+            endpoint.enabled ? 'Enabled' : 'Disabled',
+            formatDate(endpoint.createdAt),
+            endpoint.enabled
+              ? h(
+                  'button',
+                  {
+                    type: 'button',
+                    class: 'danger small',
+                    'aria-label': `Disable the endpoint ${endpoint.url}`,
+                    onclick: async () => {
+                      if (!confirm(`Disable ${endpoint.url}? Its pending deliveries are given up.`)) return;
+                      try {
+                        await api.delete(`/api/admin/webhook-endpoints/${encodeURIComponent(endpoint.id)}`);
+                        await endpointsPage();
+                        notify(`The endpoint ${endpoint.url} is disabled.`, 'success');
+                      } catch (error) {
+                        notify(describeError(error).message);
+                      }
+                    },
+                  },
+                  'Disable',
+                )
+              : '',
+          ]),
+          { empty: 'No endpoints yet.' },
+        ),
+      ),
+    ];
+  });
+}
+
+/** @param {string} endpointId @param {URLSearchParams} [query] */
+function endpointPage(endpointId, query = new URLSearchParams()) {
+  const cursor = query.get('cursor');
+  return page('Delivery log', async () => {
+    const [list, deliveries] = await Promise.all([
+      api.get('/api/admin/webhook-endpoints'),
+      api.get(`/api/admin/webhook-endpoints/${encodeURIComponent(endpointId)}/deliveries?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
+    ]);
+    const endpoint = (list.items ?? []).find((/** @type {any} */ candidate) => candidate.id === endpointId);
+    return [
+      h('p', null, 'Deliveries to ', h('code', null, endpoint?.url ?? endpointId), `${endpoint && !endpoint.enabled ? ' (disabled)' : ''}, newest first. `, h('a', { href: '/admin/endpoints', 'data-route': true }, 'All endpoints'), '.'),
+      table(
+        'Deliveries',
+        ['Created', 'Event', 'Status', 'Attempts', 'Last answer', 'Next attempt', ''],
+        (deliveries.items ?? []).map((/** @type {any} */ delivery) => [
+          formatDate(delivery.createdAt),
+          h('code', null, delivery.type),
+          humanise(delivery.status),
+          formatCount(delivery.attempts),
+          delivery.lastResponseStatus !== null ? `HTTP ${delivery.lastResponseStatus}` : (delivery.lastError ?? '—'),
+          formatDate(delivery.nextAttemptAt),
+          actionForm({
+            label: `Redeliver ${delivery.type}`,
+            fields: [],
+            className: 'inline',
+            action: async () => {
+              await api.post(`/api/admin/notification-deliveries/${encodeURIComponent(delivery.id)}/redeliver`);
+              await endpointPage(endpointId);
+              notify(`Delivery ${delivery.id} is queued again.`, 'success');
+            },
+          }),
+        ]),
+        { empty: 'Nothing delivered to this endpoint yet.' },
+      ),
+      deliveries.nextCursor ? h('p', { class: 'pager' }, h('a', { href: `/admin/endpoints/${encodeURIComponent(endpointId)}?cursor=${encodeURIComponent(deliveries.nextCursor)}`, 'data-route': true, class: 'button secondary' }, 'Older deliveries')) : null,
+    ];
+  });
+}
+
 function healthPage() {
   return page('Health', async () => {
     const ready = await fetch('/ready', { cache: 'no-store' }).then(async (response) => ({ status: response.status, body: await response.json() }));
@@ -671,6 +797,8 @@ const router = createRouter({
     { pattern: /^\/admin\/audit$/, render: (_match, query) => auditPage(query) },
     { pattern: /^\/admin\/reconciliation$/, render: (_match, query) => reconciliationPage(query) },
     { pattern: /^\/admin\/webhooks$/, render: (_match, query) => webhooksPage(query) },
+    { pattern: /^\/admin\/endpoints$/, render: () => endpointsPage() },
+    { pattern: /^\/admin\/endpoints\/([A-Za-z0-9_-]{1,128})$/, render: (match, query) => endpointPage(match[1] ?? '', query) },
     { pattern: /^\/admin\/health$/, render: () => healthPage() },
   ],
   notFound: notFoundPage,

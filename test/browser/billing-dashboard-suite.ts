@@ -33,6 +33,8 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
     let accountId: string;
     const shots = screenshotFolder();
     const email = `refundee-${Math.random().toString(36).slice(2, 8)}@example.com`;
+    // Nothing listens there: deliveries are only queued in this run (its jobs are off).
+    const hookUrl = 'http://127.0.0.1:9/books/refunds';
 
     beforeAll(async () => {
       ({ service } = shared());
@@ -96,6 +98,38 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       await expectCleanPage(page, problems, 'the account page with a payment');
     });
 
+    it('adds an outgoing webhook endpoint for refunds: a bad URL is named, the signing secret is shown once', async () => {
+      await page.getByRole('link', { name: 'Outgoing webhooks' }).click();
+      await page.getByRole('heading', { name: 'Outgoing webhooks', level: 1 }).waitFor();
+      await page.getByText('No endpoints yet.').waitFor();
+      await expectCleanPage(page, problems, 'the endpoints page');
+      await page.getByLabel('URL').fill('ftp://example.com/hook');
+      await page.getByRole('button', { name: 'Add the endpoint' }).click();
+      const error = page.locator('.form-status.error');
+      await error.waitFor();
+      expect(await error.textContent()).toMatch(/url/);
+      expect(await page.getByLabel('URL').getAttribute('aria-invalid')).toBe('true');
+
+      await page.getByLabel('URL').fill(hookUrl);
+      await page.getByLabel('Description (optional)').fill('refunds to the books');
+      await page.getByLabel('Event types (optional)').fill('payment.refunded');
+      await page.getByRole('button', { name: 'Add the endpoint' }).click();
+      const secret = (await page.getByTestId('endpoint-secret').textContent()) ?? '';
+      expect(secret).toMatch(/^whsec_/);
+      const row = page.getByRole('table', { name: 'Outgoing webhook endpoints' }).locator('tbody tr');
+      expect(await row.count()).toBe(1);
+      expect(await row.textContent()).toContain('payment.refunded');
+      expect(await row.textContent()).toContain('Enabled');
+      await expectCleanPage(page, problems, 'the endpoints page with an endpoint');
+      await page.reload();
+      await page.getByRole('table', { name: 'Outgoing webhook endpoints' }).waitFor();
+      expect(await page.content()).not.toContain(secret);
+
+      // Back to the account for the refunds.
+      await page.goto(`${service.url}/admin/accounts/${accountId}`);
+      await page.getByRole('heading', { name: 'Refund Co' }).waitFor();
+    });
+
     it('refunds part of the pack, then the rest: the ledger takes the credits back, the audit shows the refunds', async () => {
       // A malformed amount is refused with the field named, and nothing is refunded.
       await page.getByLabel('Amount (empty: everything left)').fill('5.001');
@@ -144,6 +178,29 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       await expectCleanPage(page, problems, 'the account page after the refunds');
     });
 
+    it("shows the refunds in the endpoint's delivery log; a refused redelivery is a clear message; disables the endpoint", async () => {
+      await page.getByRole('link', { name: 'Outgoing webhooks' }).click();
+      await page.getByRole('link', { name: hookUrl }).click();
+      await page.getByRole('heading', { name: 'Delivery log', level: 1 }).waitFor();
+      const deliveries = page.getByRole('table', { name: 'Deliveries' }).locator('tbody tr');
+      await deliveries.first().waitFor();
+      // One payment.refunded for each of the two refunds (scheduled jobs are off here: still pending).
+      expect(await deliveries.count()).toBe(2);
+      for (const text of await deliveries.allTextContents()) expect(text).toMatch(/payment\.refunded.*Pending/);
+      await expectCleanPage(page, problems, 'the delivery log');
+      await deliveries.first().getByRole('button', { name: 'Redeliver payment.refunded' }).click();
+      const error = deliveries.first().locator('.form-status.error');
+      await error.waitFor();
+      expect(await error.textContent()).toBe('This delivery is already pending');
+
+      await page.getByRole('link', { name: 'All endpoints' }).click();
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: `Disable the endpoint ${hookUrl}` }).click();
+      await page.getByText(`The endpoint ${hookUrl} is disabled.`).waitFor();
+      expect(await page.getByRole('table', { name: 'Outgoing webhook endpoints' }).locator('tbody tr').textContent()).toContain('Disabled');
+      expect(await problems.list()).toEqual([]);
+    });
+
     it('runs a reconciliation now and shows its report; the page reads on a phone', async () => {
       await page.getByRole('link', { name: 'Reconciliation' }).click();
       await page.getByRole('heading', { name: 'Reconciliation', level: 1 }).waitFor();
@@ -165,7 +222,7 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       await page.screenshot({ path: path.join(shots.folder, 'dashboard-reconciliation.png'), fullPage: true });
 
       await page.setViewportSize({ width: 375, height: 740 });
-      for (const pathname of ['/admin/reconciliation', `/admin/accounts/${accountId}`]) {
+      for (const pathname of ['/admin/reconciliation', '/admin/endpoints', `/admin/accounts/${accountId}`]) {
         await page.goto(`${service.url}${pathname}`);
         await page.locator('main h1').waitFor();
         await page.locator('.loading').waitFor({ state: 'detached' });
