@@ -38,6 +38,7 @@ import { stripeWebhookRoutes, webhookAdminRoutes } from './modules/stripe/webhoo
 import { privacyRoutes } from './modules/privacy/privacy.routes.js';
 import { billingAdminRoutes } from './modules/billing/billing-admin.routes.js';
 import { notificationRoutes } from './modules/notifications/notifications.routes.js';
+import { billingRoutes } from './modules/billing/billing.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
 import { byIp } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
@@ -177,7 +178,11 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     logger: deps.logger,
     limiter: deps.rateLimiting.limiter,
   });
-  await app.register(accountRoutes, { accounts: deps.accounts, exemptions: deps.exemptions });
+  await app.register(accountRoutes, {
+    accounts: deps.accounts,
+    exemptions: deps.exemptions,
+    subscriptionOf: (accountId) => deps.billing.currentSubscription(accountId),
+  });
   await app.register(privacyRoutes, { service: deps.privacy, limiter: deps.rateLimiting.limiter, cookies: { secure: config.isProduction } });
   await app.register(planRoutes, { catalogue: deps.plans, database: deps.database, clock: deps.clock });
   // RL-5: keys and services on machine routes are limited per account by the plan; people per user.
@@ -249,6 +254,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   await app.register(webhookAdminRoutes, { service: deps.webhooks });
   await app.register(billingAdminRoutes, { refunds: deps.refunds, reconciliation: deps.reconciliation });
   await app.register(notificationRoutes, { service: deps.notifications });
+  await app.register(billingRoutes, { service: deps.billing, limiter: deps.rateLimiting.limiter });
   if (config.stripe.mode === 'sandbox' && deps.stripeSandboxUrl !== undefined) {
     await app.register(sandboxRoutes, { sandboxUrl: deps.stripeSandboxUrl, timeoutMs: config.stripe.timeoutMs });
   }
@@ -261,6 +267,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     clearInterval(idleSweep);
     await deps.scheduler.stop();
     await deps.privacy.close();
+    await deps.creditsLow.close();
     await deps.stripeSandbox?.close();
     await deps.apiKeyModule.close();
     await deps.accounts.close();

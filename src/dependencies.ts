@@ -29,6 +29,7 @@ import { EntitlementsService } from './modules/entitlements/entitlements.service
 import { usageRetentionJob } from './modules/usage/usage-retention.job.js';
 import { CreditsService } from './modules/credits/credits.service.js';
 import { creditSweeperJob } from './modules/credits/credit-sweeper.job.js';
+import { CreditsLowWatcher } from './modules/credits/credits-low.js';
 import { ExternalIdentities } from './modules/auth/external-identities.js';
 import { createMailer, type Mailer } from './platform/mail/mailer.js';
 import { createRateLimiting, type RateLimiting } from './platform/rate-limit/rate-limiting.js';
@@ -49,6 +50,8 @@ import { reconciliationJob } from './modules/billing/reconciliation.job.js';
 import { billingCatalogue } from './modules/stripe/webhooks/webhooks.module.js';
 import { NotificationService } from './modules/notifications/notifications.service.js';
 import { notificationDeliveryJob } from './modules/notifications/delivery.job.js';
+import { BillingService } from './modules/billing/billing.service.js';
+import { pastDueGraceJob } from './modules/billing/past-due.job.js';
 
 /** Everything the app needs from the outside world, built once per process (or per test). */
 export interface Dependencies {
@@ -83,6 +86,8 @@ export interface Dependencies {
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
   readonly credits: CreditsService;
+  /** credits.low (OUT-1) after balances move; close() before the database closes. */
+  readonly creditsLow: CreditsLowWatcher;
   /** The licence signing key (LIC-1), read at start-up. */
   readonly licenseKey: LicenseSigningKey;
   /** Every Stripe call goes through this (the local sandbox in sandbox mode). */
@@ -99,6 +104,8 @@ export interface Dependencies {
   readonly refunds: RefundsService;
   /** PAY-8: reconciliation with Stripe (also the daily job billing.reconciliation). */
   readonly reconciliation: ReconciliationService;
+  /** Checkout, cancel, resume and plan changes (PAY-2..5). */
+  readonly billing: BillingService;
 }
 
 export interface DependencyOverrides {
@@ -221,12 +228,20 @@ export async function createDependencies(config: Config, overrides: DependencyOv
   const securityEvents = new SecurityEvents(database, clock, logger.child({ component: 'audit' }));
   rateLimiting.limiter.setOnLimited((event) => securityEvents.rateLimited(event));
   rateLimiting.loginLockout.setOnLocked((event) => securityEvents.loginLocked(event));
+  const creditsLow = new CreditsLowWatcher({
+    database,
+    clock,
+    notifier,
+    logger: logger.child({ component: 'credits-low' }),
+    thresholdCredits: config.credits.lowThresholdCredits,
+  });
   const credits = new CreditsService({
     database,
     clock,
     pricing: plans,
     reservationTtlMs: config.credits.reservationTtlSeconds * 1000,
     operations: metrics.creditOperations,
+    onBalanceMoved: creditsLow.touched,
   });
   scheduler.register(creditSweeperJob(credits, config.credits.sweepIntervalSeconds));
   const auth = new AuthService({
@@ -277,6 +292,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     logger: logger.child({ component: 'stripe-webhooks' }),
     webhookSecrets: config.stripe.webhookSecrets,
     maxAttempts: config.stripe.webhookMaxAttempts,
+    pastDueGraceDays: config.billing.pastDueGraceDays,
   });
   const pseudonymKey = config.secrets.auditPseudonymKey;
   if (!pseudonymKey) throw new Error('AUDIT_PSEUDONYM_KEY must be resolved before creating dependencies');
@@ -300,9 +316,22 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     logger: logger.child({ component: 'reconciliation' }),
     alerter,
     exemptions,
-    handlers: { stripe, credits, notifier, alerter, clock, catalogue: billingCatalogue },
+    handlers: { stripe, credits, notifier, alerter, clock, catalogue: billingCatalogue, pastDueGraceDays: config.billing.pastDueGraceDays },
   });
   scheduler.register(reconciliationJob(reconciliation, config.reconciliation.intervalSeconds));
+  const publicUrl = (config.publicUrl ?? `http://${config.host}:${config.port}`).replace(/\/$/, '');
+  const billing = new BillingService({
+    database,
+    clock,
+    stripe,
+    plans,
+    exemptions,
+    alerter,
+    trialDays: config.billing.trialDays,
+    successUrl: config.billing.successUrl ?? `${publicUrl}/portal?checkout=success&session_id={CHECKOUT_SESSION_ID}`,
+    cancelUrl: config.billing.cancelUrl ?? `${publicUrl}/portal?checkout=canceled`,
+  });
+  scheduler.register(pastDueGraceJob({ pastDueGraceDays: config.billing.pastDueGraceDays }));
 
   return {
     config,
@@ -331,6 +360,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     exemptions,
     entitlements,
     credits,
+    creditsLow,
     licenseKey,
     stripe,
     webhooks,
@@ -339,6 +369,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     privacy,
     refunds,
     reconciliation,
+    billing,
     errorReporter,
     scheduler,
     readinessChecks,

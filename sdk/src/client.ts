@@ -13,6 +13,7 @@ import type {
   PageOptions,
   Reservation,
   ReserveInput,
+  Subscription,
   UsageEvent,
   UsageReport,
   UsageReportResult,
@@ -166,6 +167,11 @@ export class BulwarkClient {
   /** The account's usage reports, newest first. */
   async listUsage(options: PageOptions = {}): Promise<Page<UsageReport>> {
     return (await this.request<Page<UsageReport>, 'listUsage'>('listUsage', { query: { limit: options.limit, cursor: options.cursor } })).data;
+  }
+
+  /** The account's current subscription, or null (the plan itself: GET /api/account or the entitlement checks). */
+  async subscription(): Promise<Subscription | null> {
+    return (await this.request<{ subscription: Subscription | null }, 'subscription'>('subscription', {})).data.subscription;
   }
 
   /** Spendable balance, held credits and usable grants. */

@@ -76,6 +76,7 @@ export const OPERATIONS = {
     retry: 'safe',
   },
   listUsage: { method: 'GET', path: '/api/usage', query: ['limit', 'cursor'], success: [200], response: ['items', 'nextCursor'], retry: 'safe' },
+  subscription: { method: 'GET', path: '/api/billing/subscription', success: [200], response: ['subscription'], retry: 'safe' },
   credits: { method: 'GET', path: '/api/credits', success: [200], response: ['balance', 'held', 'grants'], retry: 'safe' },
   creditLedger: { method: 'GET', path: '/api/credits/ledger', query: ['limit', 'cursor'], success: [200], response: ['items', 'nextCursor'], retry: 'safe' },
   reserveCredits: { method: 'POST', path: '/api/credits/reservations', body: RESERVE, success: [200, 201], response: ['reservation'], retry: 'safe' },
@@ -127,6 +128,7 @@ export const SERVER_ERROR_CODES = [
   'INTERNAL_ERROR',
   'SERVICE_UNAVAILABLE',
   'WEBHOOK_SIGNATURE_INVALID',
+  'OWNER_EXEMPT',
 ] as const;
 
 export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];

@@ -78,6 +78,17 @@ export interface CreditBalance {
   readonly grants: readonly CreditGrant[];
 }
 
+/** The account's current subscription as the service stored it from Stripe (GET /api/billing/subscription). */
+export interface Subscription {
+  readonly id: string;
+  /** Stripe's status: trialing, active, past_due, canceled, unpaid, incomplete, incomplete_expired, paused. */
+  readonly status: string;
+  readonly plan: string | null;
+  readonly currentPeriodEnd: string | null;
+  readonly cancelAtPeriodEnd: boolean;
+  readonly trialEnd: string | null;
+}
+
 export interface LedgerEntry {
   readonly id: string;
   readonly kind: string;

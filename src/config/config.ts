@@ -28,6 +28,23 @@ const integer = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** `PRO=14,STARTER=7`: trial days per plan id (0 = no trial). */
+const trialDaysList = z
+  .string()
+  .transform((value, context) => {
+    const days: Record<string, number> = {};
+    for (const item of value.split(',').map((part) => part.trim()).filter((part) => part.length > 0)) {
+      const match = /^([A-Z][A-Z0-9_]{1,31})=(\d{1,3})$/.exec(item);
+      const count = match ? Number(match[2]) : NaN;
+      if (!match?.[1] || !Number.isInteger(count) || count > 730) {
+        context.addIssue({ code: 'custom', message: `"${item}" must be PLAN=days with days 0-730 (e.g. PRO=14)` });
+        return z.NEVER;
+      }
+      days[match[1]] = count;
+    }
+    return days;
+  });
+
 const optionalSecret = z
   .string()
   .optional()
@@ -91,6 +108,7 @@ const environmentSchema = z.object({
   SIGNUP_BONUS_CREDITS: integer(0, 1_000_000).default(10),
   CREDIT_RESERVATION_TTL_SECONDS: integer(1, 7 * 24 * 3_600).default(15 * 60),
   CREDIT_SWEEP_INTERVAL_SECONDS: integer(1, 24 * 3_600).default(5 * 60),
+  CREDITS_LOW_THRESHOLD: integer(0, 1_000_000_000).default(0),
   RECONCILIATION_INTERVAL_SECONDS: integer(60, 30 * 24 * 3_600).default(24 * 3_600),
   USAGE_METADATA_KEYS: commaList.default(['model', 'region', 'source', 'tokens', 'pages', 'duration_ms']),
   OWNER_ACCOUNT_IDS: commaList.default([]),
@@ -117,6 +135,10 @@ const environmentSchema = z.object({
   STRIPE_TIMEOUT_MS: integer(100, 120_000).default(10_000),
   STRIPE_MAX_NETWORK_RETRIES: integer(0, 10).default(2),
   WEBHOOK_MAX_ATTEMPTS: integer(1, 100).default(5),
+  PAST_DUE_GRACE_DAYS: integer(0, 90).default(7),
+  BILLING_TRIAL_DAYS: trialDaysList.default({ PRO: 14 }),
+  BILLING_SUCCESS_URL: z.url().optional(),
+  BILLING_CANCEL_URL: z.url().optional(),
 
   CORS_ORIGINS: commaList.default([]),
   ALLOWED_HOSTS: commaList.optional(),
@@ -236,6 +258,8 @@ export interface Config {
     readonly reservationTtlSeconds: number;
     /** CRD-6: how often the sweeper runs (once per interval across every instance). */
     readonly sweepIntervalSeconds: number;
+    /** OUT-1: a balance falling below this queues one credits.low notification; 0 (the default) turns it off. */
+    readonly lowThresholdCredits: number;
   };
   /** PAY-8: how often the reconciliation job compares local billing state with Stripe (once per interval across instances). */
   readonly reconciliation: { readonly intervalSeconds: number };
@@ -259,6 +283,16 @@ export interface Config {
     readonly maxNetworkRetries: number;
     /** WH-8: an event whose processing failed this many times is dead-lettered (and answered 200). */
     readonly webhookMaxAttempts: number;
+  };
+  /** The paid subscription lifecycle (PAY-2..6). */
+  readonly billing: {
+    /** PAY-6: days a past_due subscription keeps its plan, from when it became past_due. */
+    readonly pastDueGraceDays: number;
+    /** PAY-5: trial days per plan id offered at an account's first subscription checkout. */
+    readonly trialDays: Readonly<Record<string, number>>;
+    /** Where checkout returns; `{CHECKOUT_SESSION_ID}` is filled in by Stripe. Undefined: the portal. */
+    readonly successUrl: string | undefined;
+    readonly cancelUrl: string | undefined;
   };
   readonly http: {
     readonly corsOrigins: readonly string[];
@@ -419,6 +453,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       signupBonusCredits: raw.SIGNUP_BONUS_CREDITS,
       reservationTtlSeconds: raw.CREDIT_RESERVATION_TTL_SECONDS,
       sweepIntervalSeconds: raw.CREDIT_SWEEP_INTERVAL_SECONDS,
+      lowThresholdCredits: raw.CREDITS_LOW_THRESHOLD,
     },
     reconciliation: { intervalSeconds: raw.RECONCILIATION_INTERVAL_SECONDS },
     exemptions: { ownerAccountIds: raw.OWNER_ACCOUNT_IDS, testAccountIds: raw.TEST_ACCOUNT_IDS, plan: raw.EXEMPT_ACCOUNT_PLAN },
@@ -435,6 +470,12 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       timeoutMs: raw.STRIPE_TIMEOUT_MS,
       maxNetworkRetries: raw.STRIPE_MAX_NETWORK_RETRIES,
       webhookMaxAttempts: raw.WEBHOOK_MAX_ATTEMPTS,
+    },
+    billing: {
+      pastDueGraceDays: raw.PAST_DUE_GRACE_DAYS,
+      trialDays: raw.BILLING_TRIAL_DAYS,
+      successUrl: raw.BILLING_SUCCESS_URL,
+      cancelUrl: raw.BILLING_CANCEL_URL,
     },
     http: {
       corsOrigins: raw.CORS_ORIGINS,

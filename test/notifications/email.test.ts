@@ -113,7 +113,7 @@ describe('emails (MAIL-1)', () => {
       const notificationId = await emitCommitted(testApp, {
         type: 'payment.failed',
         accountId,
-        data: { amount: 1999, currency: 'eur', nextAttemptAt: '2026-07-05T09:00:00Z' },
+        data: { amountDue: 1999, currency: 'eur', nextPaymentAttempt: '2026-07-05T09:00:00Z' },
         email: { template: 'payment_failed' },
       });
       await testApp.deps.notifications.deliverDue();
@@ -175,7 +175,7 @@ describe('emails (MAIL-1)', () => {
         expect(empty.subject.length, template).toBeGreaterThan(5);
         expect(empty.text, template).not.toMatch(/undefined|null|NaN/);
       }
-      expect(renderEmail('payment_action_required', { amount: 500, currency: 'usd', actionUrl: 'https://pay.example.com/x' }).text).toContain(
+      expect(renderEmail('payment_action_required', { amountDue: 500, currency: 'usd', hostedInvoiceUrl: 'https://pay.example.com/x' }).text).toContain(
         'Your bank asks you to confirm a payment of 5.00 USD.\n\nConfirm it here:\n\nhttps://pay.example.com/x',
       );
       expect(renderEmail('subscription_canceled', { endsAt: '2026-08-01T00:00:00Z' }).text).toContain('Your plan stays active until 2026-08-01');

@@ -55,7 +55,7 @@ export const reconcile: CliCommand = {
         logger,
         alerter,
         exemptions: new Exemptions(config.exemptions),
-        handlers: { stripe, credits, notifier: new NotificationQueue(clock), alerter, clock, catalogue: billingCatalogue },
+        handlers: { stripe, credits, notifier: new NotificationQueue(clock), alerter, clock, catalogue: billingCatalogue, pastDueGraceDays: config.billing.pastDueGraceDays },
       });
       try {
         return await service.run('cli', CLI_ACTOR);

@@ -5,7 +5,15 @@ import type { AccountSnapshots } from './account-snapshots.js';
 import { effectivePlanId, type ExemptionLookup } from '../plans/exemptions.js';
 
 /** GET /api/account: the calling account, whichever kind of account principal calls. */
-export async function accountRoutes(app: FastifyInstance, deps: { accounts: AccountSnapshots; exemptions: ExemptionLookup }): Promise<void> {
+export async function accountRoutes(
+  app: FastifyInstance,
+  deps: {
+    accounts: AccountSnapshots;
+    exemptions: ExemptionLookup;
+    /** The account's current subscription as the billing module stores it (GET /api/billing/subscription), or null. */
+    subscriptionOf?: (accountId: string) => Promise<unknown>;
+  },
+): Promise<void> {
   app.get('/api/account', { schema: { tags: ['account'] }, config: { auth: { allow: ['user', 'apiKey', 'service'] } } }, async (request) => {
     const { accountId } = accountPrincipal(request);
     const account = await deps.accounts.get(accountId);
@@ -19,8 +27,7 @@ export async function accountRoutes(app: FastifyInstance, deps: { accounts: Acco
         status: account.status,
         ...(exemption ? { exempt: true, exemptKind: exemption.kind } : {}),
       },
-      // Subscriptions arrive with the billing module; until then there is none.
-      subscription: null,
+      subscription: deps.subscriptionOf ? await deps.subscriptionOf(account.id) : null,
     };
   });
 }

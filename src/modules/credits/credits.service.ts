@@ -119,6 +119,8 @@ export interface CreditsServiceOptions {
   readonly reservationTtlMs?: number;
   /** OPS-2: counts every operation by kind and outcome (credit_operations_total). */
   readonly operations?: OperationCounter;
+  /** Told after credits left or came back to an account (credits.low: CreditsLowWatcher.touched); must not throw or block. */
+  readonly onBalanceMoved?: (accountId: string) => void;
 }
 
 /** The part of a prom-client Counter the credits code uses. */
@@ -231,7 +233,9 @@ export class CreditsService {
   async grant(accountId: string, input: GrantInput, actor: Actor = { actorType: 'system', actorId: null }): Promise<GrantView> {
     return this.measured('grant', async () => {
       try {
-        return await forAccount(this.options.database, accountId, (tx) => this.grantIn(tx, accountId, input, actor));
+        const grant = await forAccount(this.options.database, accountId, (tx) => this.grantIn(tx, accountId, input, actor));
+        this.balanceMoved(accountId);
+        return grant;
       } catch (error) {
         if (sqlStateOf(error) === SqlState.foreignKeyViolation) throw new AppError('NOT_FOUND', 'Not found');
         throw error;
@@ -329,6 +333,7 @@ export class CreditsService {
         // Coalesced with concurrent reserves into one statement and one commit (credit_reserve_many).
         const outcome = await this.reserves.submit({ accountId, request });
         if ('error' in outcome) throw outcome.error;
+        if (!outcome.replayed) this.balanceMoved(accountId);
         return outcome;
       },
       (result) => (result.replayed ? 'replayed' : 'ok'),
@@ -386,7 +391,14 @@ export class CreditsService {
 
   /** Returns a hold to the grants it came from (CRD-2). Releasing again answers the same; a confirmed reservation is 409. */
   async release(accountId: string, reservationId: string): Promise<ReservationView> {
-    return this.measured('release', () => this.settle(accountId, reservationId, 'released'));
+    const released = await this.measured('release', () => this.settle(accountId, reservationId, 'released'));
+    this.balanceMoved(accountId);
+    return released;
+  }
+
+  /** Credits left or came back to the account outside reserve/release/grant (the gate's hold). */
+  balanceMoved(accountId: string): void {
+    this.options.onBalanceMoved?.(accountId);
   }
 
   /** GET /api/credits: one consistent snapshot of the balance, what is held and the usable grants. */

@@ -59,7 +59,9 @@ export class GateService {
   constructor(private readonly options: GateServiceOptions) {}
 
   async pass(accountId: string, input: GateInput): Promise<GateAnswer> {
-    return this.options.credits.measured('gate', () => this.passNow(accountId, input), (answer) => (answer.allowed ? 'ok' : (answer.reason ?? 'denied').toLowerCase()));
+    const answer = await this.options.credits.measured('gate', () => this.passNow(accountId, input), (result) => (result.allowed ? 'ok' : (result.reason ?? 'denied').toLowerCase()));
+    if (answer.reservation) this.options.credits.balanceMoved(accountId);
+    return answer;
   }
 
   private async passNow(accountId: string, input: GateInput): Promise<GateAnswer> {

@@ -54,8 +54,8 @@ export function renderEmail(template: EmailTemplate, data: NotificationData): Re
       };
     }
     case 'payment_failed': {
-      const amount = formatAmount(data.amount, data.currency);
-      const retryAt = day(data, 'nextAttemptAt');
+      const amount = formatAmount(data.amountDue, data.currency);
+      const retryAt = day(data, 'nextPaymentAttempt');
       return {
         subject: 'A payment for your subscription failed',
         text: lines(
@@ -63,13 +63,13 @@ export function renderEmail(template: EmailTemplate, data: NotificationData): Re
           retryAt !== undefined ? `We will try again on ${retryAt}.` : undefined,
           '',
           'Please check the payment method on the billing page of your account.',
-          text(data, 'invoiceUrl') !== undefined ? `\nInvoice: ${text(data, 'invoiceUrl')}` : undefined,
+          text(data, 'hostedInvoiceUrl') !== undefined ? `\nInvoice: ${text(data, 'hostedInvoiceUrl')}` : undefined,
         ),
       };
     }
     case 'payment_action_required': {
-      const amount = formatAmount(data.amount, data.currency);
-      const link = text(data, 'actionUrl') ?? text(data, 'invoiceUrl');
+      const amount = formatAmount(data.amountDue, data.currency);
+      const link = text(data, 'hostedInvoiceUrl');
       return {
         subject: 'Your payment needs confirmation',
         text: lines(

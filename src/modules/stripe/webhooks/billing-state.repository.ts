@@ -162,9 +162,15 @@ export interface SubscriptionRow {
   last_event_id: string | null;
   last_event_created_at: Date | null;
   synced_at: Date;
+  /** Migration 0021: when this spell of past_due began (Stripe's time), NULL when not past_due. */
+  past_due_since: Date | null;
+  /** Migration 0021: when it first became active or trialing. */
+  activated_at: Date | null;
+  /** Migration 0021: how many change requests (cancel, resume, plan change) we sent for it. */
+  change_requests: number;
 }
 
-export type SubscriptionState = Omit<SubscriptionRow, 'account_id' | 'synced_at'>;
+export type SubscriptionState = Omit<SubscriptionRow, 'account_id' | 'synced_at' | 'past_due_since' | 'activated_at' | 'change_requests'>;
 
 export async function findSubscription(tx: Queryable, subscriptionId: string): Promise<SubscriptionRow | undefined> {
   const { rows } = await tx.query<SubscriptionRow>('SELECT * FROM subscriptions WHERE id = $1', [subscriptionId]);
@@ -219,16 +225,59 @@ export async function saveSubscription(tx: Queryable, accountId: string, state: 
   return rows[0];
 }
 
+/** PAY-6: how long a past_due subscription keeps its plan, and the time to measure it at. */
+export interface GraceOptions {
+  readonly at: Date;
+  readonly pastDueGraceMs: number;
+}
+
 /**
  * The plan the account's subscriptions give: the plan of its newest subscription in an
- * entitled status with a plan of ours, or null when there is none (the account is then on FREE).
+ * entitled status with a plan of ours, or null when there is none (the account is then on
+ * FREE). With `grace`, a past_due subscription counts only until `past_due_since` plus the
+ * grace period (PAY-6); without it (legacy import) every past_due one counts.
  */
-export async function entitledPlanOf(tx: Queryable, accountId: string): Promise<string | null> {
+export async function entitledPlanOf(tx: Queryable, accountId: string, grace?: GraceOptions): Promise<string | null> {
   const { rows } = await tx.query<{ plan_id: string }>(
     `SELECT plan_id FROM subscriptions
      WHERE account_id = $1 AND plan_id IS NOT NULL AND status = ANY($2::text[])
+       AND ($3::timestamptz IS NULL OR status <> 'past_due' OR past_due_since IS NULL OR past_due_since > $3::timestamptz)
      ORDER BY stripe_created_at DESC, id DESC LIMIT 1`,
-    [accountId, ENTITLED_STATUSES],
+    [accountId, ENTITLED_STATUSES, grace ? new Date(grace.at.getTime() - grace.pastDueGraceMs) : null],
   );
   return rows[0]?.plan_id ?? null;
+}
+
+/**
+ * After a save: starts the past_due spell at `at` when it just began, clears it when the
+ * subscription left past_due, and stamps the first activation. Answers the row and whether
+ * this call activated it (so subscription.activated is emitted exactly once).
+ */
+export async function markLifecycle(tx: Queryable, subscriptionId: string, at: Date): Promise<{ row: SubscriptionRow; activated: boolean } | undefined> {
+  const { rows } = await tx.query<SubscriptionRow & { was_activated: boolean }>(
+    `UPDATE subscriptions s SET
+       past_due_since = CASE WHEN s.status = 'past_due' THEN coalesce(s.past_due_since, $2) ELSE NULL END,
+       activated_at = CASE WHEN s.activated_at IS NULL AND s.status IN ('active', 'trialing') THEN $2 ELSE s.activated_at END
+     FROM (SELECT activated_at IS NOT NULL AS was_activated FROM subscriptions WHERE id = $1) prior
+     WHERE s.id = $1
+     RETURNING s.*, prior.was_activated`,
+    [subscriptionId, at],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const { was_activated: wasActivated, ...subscription } = row;
+  return { row: subscription, activated: !wasActivated && subscription.activated_at !== null };
+}
+
+/** Live statuses: the subscription can still be canceled, resumed or changed. */
+export const LIVE_STATUSES: readonly SubscriptionStatus[] = ['active', 'trialing', 'past_due', 'incomplete', 'unpaid', 'paused'];
+
+/** The account's current subscription: its newest live one, else its newest one. */
+export async function currentSubscriptionOf(tx: Queryable, accountId: string): Promise<SubscriptionRow | undefined> {
+  const { rows } = await tx.query<SubscriptionRow>(
+    `SELECT * FROM subscriptions WHERE account_id = $1
+     ORDER BY (status = ANY($2::text[])) DESC, stripe_created_at DESC, id DESC LIMIT 1`,
+    [accountId, LIVE_STATUSES],
+  );
+  return rows[0];
 }

@@ -25,6 +25,8 @@ export interface WebhookModuleOptions {
   readonly logger: Logger;
   readonly webhookSecrets: readonly string[];
   readonly maxAttempts: number;
+  /** PAST_DUE_GRACE_DAYS (PAY-6). */
+  readonly pastDueGraceDays: number;
 }
 
 /** The plan catalogue as the handlers read it, in the caller's transaction (also used by reconciliation). */
@@ -42,6 +44,7 @@ export function createWebhookService(options: WebhookModuleOptions): WebhookServ
     notifier: options.notifier,
     alerter: options.alerter,
     clock,
+    pastDueGraceDays: options.pastDueGraceDays,
     catalogue: billingCatalogue,
   });
   const processor = new WebhookProcessor({

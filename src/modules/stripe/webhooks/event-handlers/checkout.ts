@@ -99,6 +99,12 @@ export function checkoutHandler(deps: HandlerDependencies): EventHandler {
         );
         return refused(decision.reason);
       }
+      // Queued before the grant's audit entry (audit entries come last in the transaction).
+      await deps.notifier.emit(tx, {
+        type: 'credits.purchased',
+        accountId,
+        data: { paymentId: payment.id, creditPackId: payment.credit_pack_id, credits: decision.credits, amount: payment.amount_cents, currency: payment.currency },
+      });
       const grant = await deps.credits.grantIn(
         tx,
         accountId,

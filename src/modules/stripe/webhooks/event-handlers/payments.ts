@@ -4,6 +4,7 @@ import { findPaymentForUpdate, savePayment, type PaymentStatus } from '../billin
 import { lockStripeObject } from '../inbox.repository.js';
 import { stripeIdOf } from '../stripe-conventions.js';
 import { reverseRefundedCredits, syncRefundRows } from './refund-reversal.js';
+import { applyEntitledPlan, auditPlanChange, stripeTimeOf, syncSubscription } from './subscriptions.js';
 import { processed, refused, type EventHandler, type HandlerDependencies, type HandlerResult } from './types.js';
 
 /**
@@ -12,8 +13,16 @@ import { processed, refused, type EventHandler, type HandlerDependencies, type H
  * invoice.payment_failed, invoice.payment_action_required, charge.succeeded,
  * charge.failed, charge.refunded, charge.dispute.created. Each re-fetches its object
  * (WH-5) under a lock on the payment intent, and mergePayment keeps a payment from
- * moving backwards. None of them changes a plan or grants credits; a refund of a credit
- * pack takes back its unspent credits (PAY-7, refund-reversal.ts), a dispute alerts.
+ * moving backwards. None of them grants credits; a refund of a credit
+ * pack takes back its unspent credits (PAY-7, refund-reversal.ts); a dispute alerts.
+ *
+ * The invoice events of a subscription also re-fetch and store that subscription
+ * (syncSubscription: a failed renewal makes it past_due at Stripe, PAY-6) and queue the
+ * payment notifications: payment.failed with the payment_failed email,
+ * payment.action_required with the payment_action_required email (its hosted invoice
+ * link), payment.succeeded without one. A failed payment never upgrades: the plan only
+ * ever follows the stored subscriptions (entitledPlanOf), and a past_due one keeps its
+ * plan for the grace period only.
  */
 
 function invoiceStatus(invoice: Stripe.Invoice, eventType: string): PaymentStatus {
@@ -30,21 +39,29 @@ function chargeStatus(charge: Stripe.Charge): PaymentStatus {
   return 'pending';
 }
 
+const iso = (secondsValue: number | null | undefined): string | null =>
+  secondsValue === null || secondsValue === undefined ? null : new Date(secondsValue * 1000).toISOString();
+
 export function invoiceHandler(deps: HandlerDependencies): EventHandler {
   return {
     family: 'invoice',
-    async handle({ tx, event, accountId, customerId, now }): Promise<HandlerResult> {
+    async handle(context): Promise<HandlerResult> {
+      const { tx, event, accountId, customerId, now } = context;
       const invoiceId = (event.data.object as Stripe.Invoice).id;
       if (!invoiceId) return refused('MALFORMED_OBJECT');
       const invoice = await deps.stripe.retrieveInvoice(invoiceId);
       if (stripeIdOf(invoice.customer) !== customerId) return refused('CUSTOMER_MISMATCH');
+      const subscriptionId = stripeIdOf(invoice.parent?.subscription_details?.subscription ?? null);
+      // The subscription first (its lock, then the payment's), as its own events would.
+      const synced = subscriptionId !== null ? await syncSubscription(deps, context, { id: subscriptionId }) : undefined;
+      if (synced?.result.status === 'refused') return synced.result;
       const invoicePayments = await deps.stripe.listInvoicePayments({ invoice: invoiceId, limit: 10 });
       const paymentIntentId =
         invoicePayments.data.map((item) => stripeIdOf(item.payment.payment_intent)).find((id): id is string => id !== null) ?? null;
       await lockStripeObject(tx, paymentIntentId ?? invoiceId);
       const stored = await findPaymentForUpdate(tx, { invoiceId, paymentIntentId });
       const status = invoiceStatus(invoice, event.type);
-      await savePayment(
+      const saved = await savePayment(
         tx,
         accountId,
         stored,
@@ -52,13 +69,37 @@ export function invoiceHandler(deps: HandlerDependencies): EventHandler {
           kind: 'subscription_invoice',
           invoiceId,
           paymentIntentId,
-          subscriptionId: stripeIdOf(invoice.parent?.subscription_details?.subscription ?? null),
+          subscriptionId,
           amountCents: status === 'succeeded' ? invoice.amount_paid : invoice.amount_due,
           currency: invoice.currency,
           status,
         },
         now,
       );
+      const data = {
+        invoiceId,
+        paymentId: saved.id,
+        subscriptionId,
+        amountDue: invoice.amount_due,
+        amountPaid: invoice.amount_paid,
+        currency: invoice.currency,
+        attemptCount: invoice.attempt_count,
+        nextPaymentAttempt: iso(invoice.next_payment_attempt),
+        hostedInvoiceUrl: invoice.hosted_invoice_url ?? null,
+      };
+      if (event.type === 'invoice.payment_failed') {
+        await deps.notifier.emit(tx, { type: 'payment.failed', accountId, data, email: { template: 'payment_failed' } });
+      } else if (event.type === 'invoice.payment_action_required') {
+        await deps.notifier.emit(tx, { type: 'payment.action_required', accountId, data, email: { template: 'payment_action_required' } });
+      } else if (event.type === 'invoice.paid' && invoice.amount_paid > 0) {
+        // Once per invoice: Stripe sends invoice.paid once, and the inbox drops its redeliveries.
+        await deps.notifier.emit(tx, { type: 'payment.succeeded', accountId, data });
+      }
+      // Without a subscription (or one we could not fetch) the grace period may still have run out.
+      const change = synced?.result.status === 'processed' ? null : await applyEntitledPlan(deps, tx, accountId, stripeTimeOf(event, now), now);
+      // Audit entries last (the chain lock is held to commit).
+      await synced?.audit();
+      if (change) await auditPlanChange(deps, tx, accountId, change, { invoiceId, eventId: event.id });
       return processed();
     },
   };

@@ -53,6 +53,8 @@ export interface HandlerDependencies {
   readonly alerter: Alerter;
   readonly catalogue: BillingCatalogue;
   readonly clock: Clock;
+  /** PAST_DUE_GRACE_DAYS (PAY-6): how long a past_due subscription keeps its plan. */
+  readonly pastDueGraceDays: number;
 }
 
 export const processed = (reason?: string): HandlerResult => (reason ? { status: 'processed', reason } : { status: 'processed' });
