@@ -22,6 +22,7 @@ import { authenticationHook, type AuthenticationFailure } from './modules/auth/a
 import { AdminSessions } from './modules/auth/admin-sessions.js';
 import { adminSessionRoutes } from './modules/auth/admin-session.routes.js';
 import { operatorRoutes } from './modules/operator/operator.routes.js';
+import { adminPaymentRoutes } from './modules/billing/admin-payments.routes.js';
 import { webRoutes } from './modules/web/web.routes.js';
 import { generalRateLimit, limitFailedAuthentication, machineRateLimit, PROBE_PATHS, rateLimit } from './platform/rate-limit/hooks.js';
 import { planRoutes } from './modules/plans/plans.routes.js';
@@ -244,6 +245,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
     uptimeSeconds: () => process.uptime(),
   });
   await app.register(auditRoutes, { database: deps.database, requireAdmin: adminPrincipalGuard, alerter: deps.alerter });
+  await app.register(adminPaymentRoutes, { database: deps.database });
   // RL-1: webhooks have their own per-IP policy instead of the general limit.
   await app.register(stripeWebhookRoutes, {
     service: deps.webhooks,

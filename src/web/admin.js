@@ -8,10 +8,12 @@ import {
   field,
   formatCount,
   formatDate,
+  formatMoney,
   formValues,
   h,
   humanise,
   notify,
+  parseMoneyToCents,
   replace,
   select,
   showFormSuccess,
@@ -53,6 +55,7 @@ function renderNav() {
       h('li', null, h('a', { href: '/admin/audit', 'data-route': true }, 'Audit log')),
       h('li', null, h('a', { href: '/admin/reconciliation', 'data-route': true }, 'Reconciliation')),
       h('li', null, h('a', { href: '/admin/webhooks', 'data-route': true }, 'Webhooks')),
+      h('li', null, h('a', { href: '/admin/endpoints', 'data-route': true }, 'Outgoing webhooks')),
       h('li', null, h('a', { href: '/admin/health', 'data-route': true }, 'Health')),
       h('li', null, h('button', { type: 'button', class: 'link-button', onclick: signOut }, 'Sign out')),
     ),
@@ -171,6 +174,80 @@ function accountsPage(query) {
   });
 }
 
+/** What a payment was for. @param {any} payment */
+function paymentWhat(payment) {
+  if (payment.kind === 'credit_pack') return `Credit pack ${payment.creditPackId ?? ''}`.trim();
+  if (payment.kind === 'subscription_invoice') return 'Subscription invoice';
+  return humanise(payment.kind);
+}
+
+/** The account's subscription as the billing module stores it from Stripe. @param {any} subscription */
+function subscriptionFacts(subscription) {
+  if (!subscription) return h('p', { 'data-testid': 'admin-subscription' }, 'No subscription.');
+  const end = subscription.cancelAtPeriodEnd ? `ends on ${formatDate(subscription.currentPeriodEnd)}` : subscription.currentPeriodEnd ? `renews on ${formatDate(subscription.currentPeriodEnd)}` : '';
+  return h(
+    'p',
+    { 'data-testid': 'admin-subscription' },
+    `Subscription ${subscription.id}: ${subscription.plan ?? 'unknown plan'}, ${humanise(subscription.status)}${end ? `, ${end}` : ''}${subscription.trialEnd ? ` (trial until ${formatDate(subscription.trialEnd)})` : ''}.`,
+  );
+}
+
+/**
+ * Refund a payment in full (no amount) or in part (an amount in the payment's currency,
+ * sent in cents). Each submission carries its own Idempotency-Key: a retry of it refunds
+ * once, a second refund of the same amount on purpose is a new one.
+ * @param {Array<any>} refundable @param {() => Promise<void>} reload
+ */
+function refundForm(refundable, reload) {
+  return h(
+    'div',
+    { class: 'stack' },
+    h('h3', null, 'Refund a payment'),
+    actionForm({
+      label: 'Refund',
+      className: 'inline-form',
+      fields: [
+        select({
+          label: 'Payment',
+          name: 'paymentId',
+          options: refundable.map((payment) => [
+            payment.id,
+            `${paymentWhat(payment)}, ${formatMoney(payment.amount - payment.amountRefunded, payment.currency)} left (${payment.id})`,
+          ]),
+          value: refundable[0]?.id,
+        }),
+        field({ label: 'Amount (empty: everything left)', name: 'amount', inputmode: 'decimal', hint: 'In the payment\'s currency, e.g. 5.00.' }),
+        select({
+          label: 'Reason',
+          name: 'reason',
+          options: [
+            ['requested_by_customer', 'Requested by the customer'],
+            ['duplicate', 'Duplicate payment'],
+            ['fraudulent', 'Fraudulent'],
+          ],
+          value: 'requested_by_customer',
+        }),
+      ],
+      action: async (values) => {
+        const payment = refundable.find((candidate) => candidate.id === values.paymentId);
+        const text = (values.amount ?? '').trim();
+        const cents = text ? parseMoneyToCents(text) : null;
+        // A malformed amount goes to the API as typed, which names the field.
+        const amount = text ? (cents ?? text) : undefined;
+        const what = amount === undefined ? 'everything left' : typeof amount === 'number' && payment ? formatMoney(amount, payment.currency) : text;
+        if (!confirm(`Refund ${what} of ${values.paymentId}? Unspent credits of a pack are taken back.`)) return;
+        const answer = await api.post(
+          '/api/admin/refunds',
+          { paymentId: values.paymentId, reason: values.reason, ...(amount !== undefined ? { amount } : {}) },
+          { headers: { 'Idempotency-Key': `dashboard-${crypto.randomUUID()}` } },
+        );
+        await reload();
+        notify(`Refunded ${formatMoney(answer.refund.amount, answer.refund.currency)} (${humanise(answer.refund.status)}). Credits taken back show in the ledger once Stripe confirms.`, 'success');
+      },
+    }),
+  );
+}
+
 /** @param {string} accountId */
 function accountPage(accountId) {
   return page('Account', async () => {
@@ -214,30 +291,30 @@ function accountPage(accountId) {
     );
 
     const payments = await optionalSection('Subscription and payments', async () => {
-      const found = await api.get(`/api/admin/accounts/${encodeURIComponent(accountId)}/payments`);
+      const found = await api.get(`/api/admin/accounts/${encodeURIComponent(accountId)}/payments?limit=50`);
+      /** @type {Array<any>} */
+      const items = found.items ?? [];
+      const refundable = items.filter((payment) => payment.status === 'succeeded' && payment.amountRefunded < payment.amount);
       return [
-        h('p', null, found.subscription ? `Subscription: ${humanise(found.subscription.status)}` : 'No subscription.'),
+        subscriptionFacts(found.subscription),
         table(
           'Payments',
-          ['When', 'What', 'Amount', 'Status', ''],
-          (found.items ?? []).map((/** @type {any} */ payment) => [
+          ['When', 'What', 'Amount', 'Refunded', 'Credits', 'Status', 'Payment'],
+          items.map((payment) => [
             formatDate(payment.createdAt),
-            payment.description ?? payment.kind ?? '',
-            `${formatCount(payment.amountCents)} ${String(payment.currency ?? '').toUpperCase()} (cents)`,
-            humanise(payment.status ?? ''),
-            actionForm({
-              label: `Refund ${payment.id}`,
-              fields: [],
-              className: 'inline',
-              action: async () => {
-                if (!confirm('Refund this payment in full?')) return;
-                await api.post('/api/admin/refunds', { paymentId: payment.id, reason: 'requested_by_customer' });
-                await reload();
-              },
-            }),
+            paymentWhat(payment),
+            formatMoney(payment.amount, payment.currency),
+            payment.amountRefunded > 0 ? formatMoney(payment.amountRefunded, payment.currency) : '—',
+            payment.creditsGranted > 0
+              ? `${formatCount(payment.creditsGranted)} granted${payment.creditsReversed > 0 ? `, ${formatCount(payment.creditsReversed)} taken back` : ''}${payment.creditsReversalShortfall > 0 ? `, ${formatCount(payment.creditsReversalShortfall)} already spent` : ''}`
+              : '—',
+            `${humanise(payment.status)}${payment.disputedAt ? ', disputed' : ''}`,
+            h('code', null, payment.id),
           ]),
           { empty: 'No payments.' },
         ),
+        found.nextCursor ? h('p', { class: 'hint' }, 'The 50 newest payments are shown.') : null,
+        refundable.length === 0 ? null : refundForm(refundable, reload),
       ];
     });
 
@@ -420,36 +497,77 @@ function auditPage(query) {
   });
 }
 
-function reconciliationPage() {
+/** One reconciliation report in a sentence. @param {any} report */
+function reportSentence(report) {
+  const counts = `${formatCount(report.customersChecked)} customers checked, ${formatCount(report.discrepancies)} discrepancies, ${formatCount(report.repaired)} repaired, ${formatCount(report.failed)} failed`;
+  if (report.status === 'running') return `Running since ${formatDate(report.startedAt)}.`;
+  if (report.status === 'failed') return `Failed (${report.errorCode ?? 'unknown error'}) after ${counts}.`;
+  return `${counts}.`;
+}
+
+/** @param {URLSearchParams} [query] */
+function reconciliationPage(query = new URLSearchParams()) {
+  const cursor = query.get('cursor');
   return page('Reconciliation', async () => [
     section(
       'Run now',
-      h('p', null, 'Compares local payments, subscriptions and credit purchases with Stripe and repairs from Stripe.'),
+      h('p', null, 'Compares local payments, subscriptions and credit purchases with Stripe, repairs what Stripe shows was missed, and reports the rest. A daily job runs it too.'),
       actionForm({
         label: 'Run reconciliation now',
         className: 'inline',
         fields: [],
-        action: async (_values, form) => {
-          await api.post('/api/admin/reconciliation/run');
-          showFormSuccess(form, 'Reconciliation ran.');
+        action: async () => {
+          const report = await api.post('/api/admin/reconciliation/run');
           await reconciliationPage();
+          notify(`Reconciliation ${report.status === 'succeeded' ? 'finished' : humanise(report.status)}: ${reportSentence(report)}`, report.status === 'failed' ? 'error' : 'success');
         },
       }),
     ),
     await optionalSection('Reports', async () => {
-      const reports = await api.get('/api/admin/reconciliation');
+      const reports = await api.get(`/api/admin/reconciliation?limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      /** @type {Array<any>} */
+      const items = reports.items ?? [];
       return [
         table(
-          'Reconciliation reports',
-          ['When', 'Discrepancies', 'Repaired', 'Details'],
-          (reports.items ?? []).map((/** @type {any} */ report) => [
-            formatDate(report.finishedAt ?? report.startedAt ?? report.createdAt),
-            formatCount(report.discrepancies ?? report.discrepancyCount ?? 0),
-            formatCount(report.repaired ?? report.repairedCount ?? 0),
-            JSON.stringify(report.summary ?? report.details ?? {}),
+          'Reconciliation reports, newest first',
+          ['Started', 'Trigger', 'Status', 'Customers', 'Discrepancies', 'Repaired', 'Failed', 'By kind'],
+          items.map((report) => [
+            formatDate(report.startedAt),
+            humanise(report.trigger),
+            report.status === 'failed' ? `Failed (${report.errorCode ?? 'unknown'})` : humanise(report.status),
+            formatCount(report.customersChecked),
+            formatCount(report.discrepancies),
+            formatCount(report.repaired),
+            formatCount(report.failed),
+            Object.entries(/** @type {Record<string, number>} */ (report.summary ?? {}))
+              .map(([kind, count]) => `${humanise(kind)}: ${formatCount(count)}`)
+              .join(', ') || '—',
           ]),
-          { empty: 'No reports yet.' },
+          { empty: 'No reports yet: run one now, or wait for the daily job.' },
         ),
+        ...items
+          .filter((report) => (report.items ?? []).length > 0)
+          .slice(0, 5)
+          .map((report) =>
+            h(
+              'details',
+              null,
+              h('summary', null, `Discrepancies of the run of ${formatDate(report.startedAt)} (${formatCount(report.items.length)})`),
+              table(
+                `Discrepancies of the run of ${formatDate(report.startedAt)}`,
+                ['Kind', 'Object', 'Account', 'Here', 'At Stripe', 'Resolution'],
+                report.items.map((/** @type {any} */ item) => [
+                  humanise(item.kind),
+                  h('code', null, `${item.objectType} ${item.objectId}`),
+                  item.accountId ? h('a', { href: `/admin/accounts/${encodeURIComponent(item.accountId)}`, 'data-route': true }, item.accountId) : '—',
+                  item.local ? JSON.stringify(item.local) : '—',
+                  item.stripe ? JSON.stringify(item.stripe) : '—',
+                  `${humanise(item.resolution)}${item.errorCode ? ` (${item.errorCode})` : ''}`,
+                ]),
+              ),
+            ),
+          ),
+        reports.nextCursor ? h('p', { class: 'pager' }, h('a', { href: `/admin/reconciliation?cursor=${encodeURIComponent(reports.nextCursor)}`, 'data-route': true, class: 'button secondary' }, 'Older reports')) : null,
       ];
     }),
   ]);
@@ -490,6 +608,131 @@ function webhooksPage(query = new URLSearchParams(location.search)) {
       ];
     }),
   ]);
+}
+
+// --- Outgoing webhook endpoints (OUT-1) ------------------------------------------------
+
+function endpointsPage() {
+  return page('Outgoing webhooks', async () => {
+    const found = await api.get('/api/admin/webhook-endpoints');
+    /** @type {Array<any>} */
+    const endpoints = found.items ?? [];
+    return [
+      section(
+        'Add an endpoint',
+        h('p', null, 'Bulwark posts signed events (Standard Webhooks) to these URLs: subscriptions, payments, refunds, credits. Failed deliveries are retried with a growing delay.'),
+        actionForm({
+          label: 'Add the endpoint',
+          fields: [
+            field({ label: 'URL', name: 'url', type: 'url', required: true, maxlength: '2048' }),
+            field({ label: 'Description (optional)', name: 'description', maxlength: '500' }),
+            field({ label: 'Event types (optional)', name: 'eventTypes', hint: 'Comma-separated, e.g. payment.refunded, subscription.canceled; empty: every type.' }),
+          ],
+          action: async (values) => {
+            const eventTypes = (values.eventTypes ?? '')
+              .split(',')
+              .map((type) => type.trim())
+              .filter((type) => type.length > 0);
+            const created = await api.post('/api/admin/webhook-endpoints', {
+              url: values.url,
+              ...(values.description ? { description: values.description } : {}),
+              ...(eventTypes.length > 0 ? { eventTypes } : {}),
+            });
+            await endpointsPage();
+            // After the re-render: the signing secret is shown once, in this page only.
+            const panel = document.getElementById('endpoint-secret');
+            if (panel) {
+              replace(
+                panel,
+                h(
+                  'div',
+                  { class: 'secret-panel' },
+                  h('p', null, h('strong', null, `Signing secret of ${created.endpoint.url}: copy it now, it is shown only once.`)),
+                  h('code', { class: 'secret', 'data-testid': 'endpoint-secret' }, created.secret),
+                ),
+              );
+            }
+          },
+        }),
+        h('div', { id: 'endpoint-secret', 'aria-live': 'polite' }),
+      ),
+      section(
+        'Endpoints',
+        table(
+          'Outgoing webhook endpoints',
+          ['URL', 'Description', 'Event types', 'State', 'Created', ''],
+          endpoints.map((endpoint) => [
+            h('a', { href: `/admin/endpoints/${encodeURIComponent(endpoint.id)}`, 'data-route': true }, endpoint.url),
+            endpoint.description ?? '—',
+            endpoint.eventTypes.length > 0 ? endpoint.eventTypes.join(', ') : 'Every type',
+            endpoint.enabled ? 'Enabled' : 'Disabled',
+            formatDate(endpoint.createdAt),
+            endpoint.enabled
+              ? h(
+                  'button',
+                  {
+                    type: 'button',
+                    class: 'danger small',
+                    'aria-label': `Disable the endpoint ${endpoint.url}`,
+                    onclick: async () => {
+                      if (!confirm(`Disable ${endpoint.url}? Its pending deliveries are given up.`)) return;
+                      try {
+                        await api.delete(`/api/admin/webhook-endpoints/${encodeURIComponent(endpoint.id)}`);
+                        await endpointsPage();
+                        notify(`The endpoint ${endpoint.url} is disabled.`, 'success');
+                      } catch (error) {
+                        notify(describeError(error).message);
+                      }
+                    },
+                  },
+                  'Disable',
+                )
+              : '',
+          ]),
+          { empty: 'No endpoints yet.' },
+        ),
+      ),
+    ];
+  });
+}
+
+/** @param {string} endpointId @param {URLSearchParams} [query] */
+function endpointPage(endpointId, query = new URLSearchParams()) {
+  const cursor = query.get('cursor');
+  return page('Delivery log', async () => {
+    const [list, deliveries] = await Promise.all([
+      api.get('/api/admin/webhook-endpoints'),
+      api.get(`/api/admin/webhook-endpoints/${encodeURIComponent(endpointId)}/deliveries?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
+    ]);
+    const endpoint = (list.items ?? []).find((/** @type {any} */ candidate) => candidate.id === endpointId);
+    return [
+      h('p', null, 'Deliveries to ', h('code', null, endpoint?.url ?? endpointId), `${endpoint && !endpoint.enabled ? ' (disabled)' : ''}, newest first. `, h('a', { href: '/admin/endpoints', 'data-route': true }, 'All endpoints'), '.'),
+      table(
+        'Deliveries',
+        ['Created', 'Event', 'Status', 'Attempts', 'Last answer', 'Next attempt', ''],
+        (deliveries.items ?? []).map((/** @type {any} */ delivery) => [
+          formatDate(delivery.createdAt),
+          h('code', null, delivery.type),
+          humanise(delivery.status),
+          formatCount(delivery.attempts),
+          delivery.lastResponseStatus !== null ? `HTTP ${delivery.lastResponseStatus}` : (delivery.lastError ?? '—'),
+          formatDate(delivery.nextAttemptAt),
+          actionForm({
+            label: `Redeliver ${delivery.type}`,
+            fields: [],
+            className: 'inline',
+            action: async () => {
+              await api.post(`/api/admin/notification-deliveries/${encodeURIComponent(delivery.id)}/redeliver`);
+              await endpointPage(endpointId);
+              notify(`Delivery ${delivery.id} is queued again.`, 'success');
+            },
+          }),
+        ]),
+        { empty: 'Nothing delivered to this endpoint yet.' },
+      ),
+      deliveries.nextCursor ? h('p', { class: 'pager' }, h('a', { href: `/admin/endpoints/${encodeURIComponent(endpointId)}?cursor=${encodeURIComponent(deliveries.nextCursor)}`, 'data-route': true, class: 'button secondary' }, 'Older deliveries')) : null,
+    ];
+  });
 }
 
 function healthPage() {
@@ -552,8 +795,10 @@ const router = createRouter({
     { pattern: /^\/admin$/, render: (_match, query) => accountsPage(query) },
     { pattern: /^\/admin\/accounts\/([A-Za-z0-9_-]{1,128})$/, render: (match) => accountPage(match[1] ?? '') },
     { pattern: /^\/admin\/audit$/, render: (_match, query) => auditPage(query) },
-    { pattern: /^\/admin\/reconciliation$/, render: () => reconciliationPage() },
+    { pattern: /^\/admin\/reconciliation$/, render: (_match, query) => reconciliationPage(query) },
     { pattern: /^\/admin\/webhooks$/, render: (_match, query) => webhooksPage(query) },
+    { pattern: /^\/admin\/endpoints$/, render: () => endpointsPage() },
+    { pattern: /^\/admin\/endpoints\/([A-Za-z0-9_-]{1,128})$/, render: (match, query) => endpointPage(match[1] ?? '', query) },
     { pattern: /^\/admin\/health$/, render: () => healthPage() },
   ],
   notFound: notFoundPage,

@@ -287,39 +287,71 @@ function subscriptionText(subscription) {
 
 // --- Checkout (credit packs and plans) --------------------------------------------------
 
-/** Starts Stripe Checkout (the sandbox's hosted page in sandbox mode) and remembers what to look for on return. @param {{plan?: string, creditPack?: string}} body */
+const CHECKOUT_KEY = 'bulwark.checkout';
+
+/**
+ * Starts Stripe Checkout (the sandbox's hosted page in sandbox mode). What to look for on
+ * return (the balance or the plan before) is kept in this tab's sessionStorage: no secret.
+ * @param {{plan?: string, creditPack?: string}} body
+ */
 async function startCheckout(body) {
   const [credits, account] = await Promise.all([api.get('/api/credits'), api.get('/api/account')]);
-  sessionStorage.setItem('bulwark.checkout', JSON.stringify({ ...body, balance: credits.balance, plan: account.account.plan }));
   const session = await api.post('/api/billing/checkout', body);
+  sessionStorage.setItem(
+    CHECKOUT_KEY,
+    JSON.stringify({ creditPack: body.creditPack ?? null, plan: body.plan ?? null, balanceBefore: credits.balance, planBefore: account.account.plan, sessionId: session.sessionId }),
+  );
   location.assign(session.url);
 }
 
-/** Back from checkout: the result shows once Stripe's webhook has landed (PAY-3: never from this URL alone). */
-function checkoutReturnPage() {
-  return page('Payment', async () => {
-    const status = h('p', { role: 'status', 'aria-live': 'polite', 'data-testid': 'checkout-status' }, 'Waiting for the payment to be confirmed…');
-    const before = JSON.parse(sessionStorage.getItem('bulwark.checkout') ?? '{}');
-    void (async () => {
-      for (let attempt = 0; attempt < 30; attempt += 1) {
-        const [credits, account] = await Promise.all([api.get('/api/credits'), api.get('/api/account')]);
-        if (before.creditPack && credits.balance > (before.balance ?? 0)) {
-          sessionStorage.removeItem('bulwark.checkout');
-          replace(status, `Payment confirmed: your balance is now ${formatCount(credits.balance)} credits.`);
-          return;
-        }
-        if (before.plan && account.account.plan !== before.plan) {
-          sessionStorage.removeItem('bulwark.checkout');
-          replace(status, `Payment confirmed: you are now on ${account.account.plan}.`);
-          return;
-        }
-        if (!before.creditPack && !before.plan) break;
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-      replace(status, 'The payment is not confirmed yet. It can take a minute; this page does not need to stay open.');
-    })().catch((error) => replace(status, describeError(error).message));
-    return [status, h('p', null, h('a', { href: '/portal/credits', 'data-route': true }, 'Credits'), ' · ', h('a', { href: '/portal/plans', 'data-route': true }, 'Plans'))];
-  });
+/**
+ * Back from checkout (Stripe's success URL is /portal?checkout=success): the result shows
+ * once Stripe's webhook has landed (PAY-3: never from the return URL alone). Polls the
+ * account for a bounded time, then says what it saw. @param {HTMLElement} status
+ */
+async function followCheckout(status) {
+  /** @type {{creditPack: string | null, plan: string | null, balanceBefore: number, planBefore: string}} */
+  const before = JSON.parse(sessionStorage.getItem(CHECKOUT_KEY) ?? 'null') ?? { creditPack: null, plan: null, balanceBefore: 0, planBefore: '' };
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    const [credits, account] = await Promise.all([api.get('/api/credits'), api.get('/api/account')]);
+    if (before.creditPack && credits.balance > before.balanceBefore) {
+      sessionStorage.removeItem(CHECKOUT_KEY);
+      return `Payment confirmed: ${formatCount(credits.balance - before.balanceBefore)} credits added, your balance is now ${formatCount(credits.balance)} credits.`;
+    }
+    if (before.plan && account.account.plan === before.plan) {
+      sessionStorage.removeItem(CHECKOUT_KEY);
+      return `Payment confirmed: you are now on ${account.account.plan}.`;
+    }
+    if (!before.creditPack && !before.plan) return 'Payment received. It shows here once Stripe confirms it.';
+    replace(status, `Waiting for the payment to be confirmed… (${attempt + 1})`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  return 'The payment is not confirmed yet. It can take a minute; reload this page later.';
+}
+
+/** The overview with what checkout came back with. @param {URLSearchParams} query */
+async function overviewAfterCheckout(query) {
+  const outcome = query.get('checkout');
+  // The return URL is not kept: a reload must not look like a second payment.
+  history.replaceState(null, '', '/portal');
+  if (outcome === 'canceled') {
+    sessionStorage.removeItem(CHECKOUT_KEY);
+    await overviewPage();
+    notify('Checkout was canceled: nothing was charged.', 'info');
+    return;
+  }
+  await page('Payment', () => [h('p', { role: 'status', 'aria-live': 'polite', 'data-testid': 'checkout-status' }, 'Waiting for the payment to be confirmed…')]);
+  const status = /** @type {HTMLElement} */ (document.querySelector('[data-testid="checkout-status"]'));
+  let message;
+  try {
+    message = await followCheckout(status);
+  } catch (error) {
+    message = describeError(error).message;
+  }
+  // Unless the person went elsewhere meanwhile.
+  if (location.pathname !== '/portal') return;
+  await overviewPage();
+  notify(message, message.startsWith('Payment confirmed') ? 'success' : 'info');
 }
 
 // --- Credits ---------------------------------------------------------------------------
@@ -409,39 +441,77 @@ function ledgerTable(items) {
 
 // --- Plans -----------------------------------------------------------------------------
 
-function plansPage() {
+const LIVE_SUBSCRIPTION = ['trialing', 'active', 'past_due', 'unpaid', 'paused'];
+
+/**
+ * The account's subscription (GET /api/billing/subscription, as stored from Stripe's
+ * webhooks), or `known` when a change was just answered by Stripe and its webhook may not
+ * have landed yet.
+ * @param {any} [known]
+ */
+async function subscriptionOf(known) {
+  if (known !== undefined) return known;
+  return (await api.get('/api/billing/subscription')).subscription;
+}
+
+/** @param {{subscription?: any}} [after] what the last change answered */
+function plansPage(after = {}) {
   return page('Plans', async () => {
-    const { account, catalogue, plan } = await currentPlan();
-    const subscription = account.subscription;
+    const [{ account, catalogue, plan }, subscription] = await Promise.all([currentPlan(), subscriptionOf(after.subscription)]);
+    const live = subscription && LIVE_SUBSCRIPTION.includes(subscription.status);
+    const owner = me?.user.role === 'owner';
     const plans = /** @type {Array<any>} */ (catalogue.plans).filter((candidate) => candidate.priceCents > 0 || candidate.id === 'FREE');
     const subscriptionSection = section(
       'Your subscription',
       h('p', { 'data-testid': 'subscription-status' }, subscription ? subscriptionText(subscription) : `No subscription: you are on ${plan?.name ?? account.account.plan}.`),
-      subscription && !subscription.cancelAtPeriodEnd && subscription.status !== 'canceled'
+      subscription && subscription.trialEnd && subscription.status === 'trialing' ? h('p', null, `Free trial until ${formatDate(subscription.trialEnd)}.`) : null,
+      !owner && live ? h('p', { class: 'hint' }, 'Only the account owner can change the subscription.') : null,
+      owner && live && !subscription.cancelAtPeriodEnd
         ? actionForm({
             label: 'Cancel at the end of the period',
             fields: [],
             className: 'inline',
-            action: async (_values, form) => {
+            action: async () => {
               if (!confirm('Cancel your subscription? You keep your plan until the end of the period you paid for.')) return;
               const answer = await api.post('/api/billing/cancel');
-              showFormSuccess(form, `Cancelled: your plan ends on ${formatDate(answer.subscription?.currentPeriodEnd)}.`);
-              await plansPage();
+              await plansPage({ subscription: answer.subscription });
+              notify(`Cancelled: you keep ${answer.subscription.plan ?? 'your plan'} until ${formatDate(answer.subscription.currentPeriodEnd)}, then move to Free.`, 'success');
             },
           })
         : null,
-      subscription && subscription.cancelAtPeriodEnd
+      owner && live && subscription.cancelAtPeriodEnd
         ? actionForm({
             label: 'Resume the subscription',
             fields: [],
             className: 'inline',
             action: async () => {
-              await api.post('/api/billing/resume');
-              await plansPage();
+              const answer = await api.post('/api/billing/resume');
+              await plansPage({ subscription: answer.subscription });
+              notify(`Resumed: your subscription renews on ${formatDate(answer.subscription.currentPeriodEnd)}.`, 'success');
             },
           })
         : null,
     );
+    /** @param {any} candidate */
+    const action = (candidate) => {
+      if (candidate.id === plan?.id) return h('p', { class: 'badge' }, 'Your plan');
+      if (candidate.priceCents <= 0 || !owner) return null;
+      if (live) {
+        // A live subscription changes plan in place, prorated (PAY-5).
+        return actionForm({
+          label: `Switch to ${candidate.name}`,
+          fields: [],
+          className: 'inline',
+          action: async () => {
+            if (!confirm(`Switch to ${candidate.name}? The difference is prorated on your next invoice.`)) return;
+            const answer = await api.post('/api/billing/change-plan', { plan: candidate.id });
+            await plansPage({ subscription: answer.subscription });
+            notify(`Switching to ${candidate.name}: your plan changes as soon as Stripe confirms it.`, 'success');
+          },
+        });
+      }
+      return actionForm({ label: `Upgrade to ${candidate.name}`, fields: [], className: 'inline', action: () => startCheckout({ plan: candidate.id }) });
+    };
     return [
       subscriptionSection,
       section(
@@ -460,11 +530,7 @@ function plansPage() {
                 { class: 'plan-features' },
                 Object.entries(/** @type {Record<string, any>} */ (candidate.features)).map(([name, feature]) => h('li', null, `${humanise(name)}: ${describeFeature(feature)}`)),
               ),
-              candidate.id === plan?.id
-                ? h('p', { class: 'badge' }, 'Your plan')
-                : candidate.priceCents > 0
-                  ? actionForm({ label: `Upgrade to ${candidate.name}`, fields: [], className: 'inline', action: () => startCheckout({ plan: candidate.id }) })
-                  : null,
+              action(candidate),
             ),
           ),
         ),
@@ -638,12 +704,12 @@ const router = createRouter({
     { pattern: /^\/portal\/login$/, render: (_match, query) => loginPage(query) },
     { pattern: /^\/portal\/signup$/, render: () => signUpPage() },
     { pattern: /^\/(portal\/)?reset$/, render: (_match, query) => resetPage(query) },
-    { pattern: /^\/portal$/, render: () => overviewPage() },
+    { pattern: /^\/portal$/, render: (_match, query) => (query.has('checkout') ? overviewAfterCheckout(query) : overviewPage()) },
     { pattern: /^\/portal\/credits$/, render: () => creditsPage() },
     { pattern: /^\/portal\/plans$/, render: () => plansPage() },
     { pattern: /^\/portal\/keys$/, render: () => keysPage() },
     { pattern: /^\/portal\/account$/, render: () => accountPage() },
-    { pattern: /^\/portal\/checkout\/return$/, render: () => checkoutReturnPage() },
+    { pattern: /^\/portal\/checkout\/return$/, render: (_match, query) => overviewAfterCheckout(new URLSearchParams({ checkout: query.get('checkout') ?? 'success' })) },
   ],
   notFound: notFoundPage,
 });

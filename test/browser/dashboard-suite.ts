@@ -140,7 +140,7 @@ export function dashboardSuite(shared: () => { service: StartedService; browser:
         ['/admin/reconciliation', 'Reconciliation'],
         ['/admin/webhooks', 'Webhook dead letters'],
       ] as const) {
-        await page.getByRole('link', { name: heading === 'Webhook dead letters' ? 'Webhooks' : heading }).click();
+        await page.getByRole('link', { name: heading === 'Webhook dead letters' ? 'Webhooks' : heading, exact: true }).click();
         await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
         await page.locator('.loading').waitFor({ state: 'detached' });
         expect(new URL(page.url()).pathname).toBe(pathname);

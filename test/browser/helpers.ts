@@ -3,9 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import pg from 'pg';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { describe, expect } from 'vitest';
 import { projectRoot, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
@@ -170,4 +172,53 @@ export function screenshotFolder(): { folder: string; cleanup(): void } {
 export async function expectCleanPage(page: Page, problems: PageProblems, what: string): Promise<void> {
   expect(await seriousAccessibilityProblems(page), `accessibility of ${what}`).toEqual([]);
   expect(await problems.list(), `problems on ${what}`).toEqual([]);
+}
+
+/** A port free right now on 127.0.0.1 (the service's success URL for Stripe is built from its port). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The credit pack the billing suites buy: 250 credits for 15.00 USD. */
+export const BROWSER_PACK = { id: 'pack_250', name: '250 credits', credits: 250, priceCents: 1500, currency: 'usd' } as const;
+
+/**
+ * Puts a credit pack into the started service's catalogue, in its PostgreSQL database (the
+ * catalogue's change feed tells the service at once). No route sells packs into the catalogue.
+ */
+export async function addCreditPack(databaseUrl: string, pack: typeof BROWSER_PACK): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query('INSERT INTO credit_packs (id, name, credits, price_cents, currency) VALUES ($1, $2, $3, $4, $5)', [pack.id, pack.name, pack.credits, pack.priceCents, pack.currency]);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * On the sandbox's hosted checkout page (a plain HTML form of the service's /sandbox
+ * routes): types the card into the form and submits it; the page redirects (303) to the
+ * service's success URL.
+ */
+export async function payOnHostedPage(page: Page, card = '4242 4242 4242 4242'): Promise<void> {
+  await page.getByRole('heading', { name: 'Sandbox checkout', level: 1 }).waitFor();
+  await page.getByLabel(/^Card number/).fill(card);
+  await page.getByRole('button', { name: /^(Pay |Start trial)/ }).click();
+}
+
+/** A person signed up over HTTP in `context` (its cookies); answers the account id. */
+export async function signUpInContext(context: BrowserContext, service: StartedService, person: { email: string; password: string; name: string }): Promise<string> {
+  const response = await context.request.post(`${service.url}/auth/signup`, { data: person });
+  if (response.status() !== 201) throw new Error(`sign-up answered ${response.status()}: ${await response.text()}`);
+  return ((await response.json()) as { account: { id: string } }).account.id;
+}
+
+/** The readable CSRF cookie of a signed-in context, for its unsafe requests. */
+export async function csrfOf(context: BrowserContext): Promise<string> {
+  return (await context.cookies()).find((cookie) => cookie.name === 'csrf_token')?.value ?? '';
 }

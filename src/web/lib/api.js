@@ -51,12 +51,12 @@ export function readCookie(name) {
 export function createClient(options) {
   /**
    * @param {string} method @param {string} path
-   * @param {{body?: unknown, retried?: boolean, raw?: boolean}} [request]
+   * @param {{body?: unknown, retried?: boolean, raw?: boolean, headers?: Record<string, string>}} [request]
    * @returns {Promise<any>}
    */
   async function call(method, path, request = {}) {
     /** @type {Record<string, string>} */
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: 'application/json', ...(request.headers ?? {}) };
     if (request.body !== undefined) headers['Content-Type'] = 'application/json';
     const csrf = options.csrfToken();
     if (UNSAFE.has(method) && csrf) headers['X-CSRF-Token'] = csrf;
@@ -99,8 +99,8 @@ export function createClient(options) {
     get: (path) => call('GET', path),
     /** @param {string} path */
     getRaw: (path) => call('GET', path, { raw: true }),
-    /** @param {string} path @param {unknown} [body] */
-    post: (path, body) => call('POST', path, { body: body ?? {} }),
+    /** @param {string} path @param {unknown} [body] @param {{headers?: Record<string, string>}} [extra] */
+    post: (path, body, extra = {}) => call('POST', path, { body: body ?? {}, ...(extra.headers ? { headers: extra.headers } : {}) }),
     /** @param {string} path @param {unknown} body */
     patch: (path, body) => call('PATCH', path, { body }),
     /** @param {string} path */

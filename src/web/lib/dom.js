@@ -57,6 +57,17 @@ export function formatMoney(cents, currency) {
   return `${sign}${formatCount(units)}.${rest} ${currency.toUpperCase()}`;
 }
 
+/**
+ * "12.5" or "12.50" (units of a two-decimal currency) -> 1250 cents, by text, never through
+ * binary floating point; anything else (a third decimal, a sign, "1e3") is null.
+ * @param {string} text
+ */
+export function parseMoneyToCents(text) {
+  const match = /^(\d{1,9})(?:[.,](\d{1,2}))?$/.exec(text.trim());
+  if (!match) return null;
+  return Number(match[1]) * 100 + Number((match[2] ?? '').padEnd(2, '0'));
+}
+
 /** A timestamp in the reader's locale, or a dash. @param {string | null | undefined} iso */
 export function formatDate(iso) {
   if (!iso) return '—';
