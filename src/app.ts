@@ -181,7 +181,8 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   await app.register(accountRoutes, {
     accounts: deps.accounts,
     exemptions: deps.exemptions,
-    subscriptionOf: (accountId) => deps.billing.currentSubscription(accountId),
+    // Cached with the account's snapshot; a subscription change is announced like an account change.
+    subscriptionOf: (accountId) => deps.accounts.cached(accountId, 'subscription', () => deps.billing.currentSubscription(accountId)),
   });
   await app.register(privacyRoutes, { service: deps.privacy, limiter: deps.rateLimiting.limiter, cookies: { secure: config.isProduction } });
   await app.register(planRoutes, { catalogue: deps.plans, database: deps.database, clock: deps.clock });

@@ -47,4 +47,27 @@ describeWithPostgres('account snapshots across instances', () => {
     await asSystem(first.deps.database, (tx) => tx.query(`UPDATE accounts SET status = 'active', plan = 'PRO' WHERE id = $1`, [accountId]));
     await expect.poll(async () => (await second.app.inject({ method: 'GET', url: '/api/account', headers: key })).json().account?.plan, { timeout: 1_000, interval: 50 }).toBe('PRO');
   });
+
+  it('serves the cached current subscription and shows a subscription change on the other instance within 1 s', async () => {
+    const admin = { authorization: `Bearer ${first.config.secrets.adminApiToken}` };
+    const created = await first.app.inject({ method: 'POST', url: '/api/admin/accounts', headers: admin, payload: { name: 'Subscribed Co' } });
+    const accountId = created.json().account.id as string;
+    const issued = await first.app.inject({ method: 'POST', url: `/api/admin/accounts/${accountId}/keys`, headers: admin, payload: { label: 'k' } });
+    const key = { 'x-api-key': issued.json().secret as string };
+    const subscriptionOnSecond = async () => (await second.app.inject({ method: 'GET', url: '/api/account', headers: key })).json().subscription;
+    await expect.poll(subscriptionOnSecond).toBeNull();
+
+    // A subscription stored the way the webhook handlers store it, on the first instance's database connection.
+    const now = new Date();
+    await asSystem(first.deps.database, (tx) =>
+      tx.query(
+        `INSERT INTO subscriptions (id, account_id, stripe_customer_id, status, plan_id, cancel_at_period_end, stripe_created_at, synced_at, created_at, updated_at)
+         VALUES ('sub_cachetest', $1, 'cus_cachetest', 'active', 'PRO', false, $2, $2, $2, $2)`,
+        [accountId, now],
+      ),
+    );
+    await expect.poll(async () => (await subscriptionOnSecond())?.status, { timeout: 1_000, interval: 50 }).toBe('active');
+    await asSystem(first.deps.database, (tx) => tx.query(`UPDATE subscriptions SET cancel_at_period_end = true WHERE id = 'sub_cachetest'`));
+    await expect.poll(async () => (await subscriptionOnSecond())?.cancelAtPeriodEnd, { timeout: 1_000, interval: 50 }).toBe(true);
+  });
 });

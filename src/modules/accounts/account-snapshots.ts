@@ -27,6 +27,8 @@ export interface AccountSnapshotOptions {
  */
 export class AccountSnapshots {
   private readonly entries = new Map<string, { snapshot: AccountSnapshot; storedAtMs: number }>();
+  /** Other per-account reads kept with the snapshot and dropped with it (the current subscription). */
+  private readonly extras = new Map<string, Map<string, { value: unknown; storedAtMs: number }>>();
   private epoch = 0;
   private readonly ttlMs: number;
   private readonly maxEntries: number;
@@ -65,14 +67,43 @@ export class AccountSnapshots {
     return snapshot;
   }
 
+  /**
+   * Another read about one account (`name` says which), cached like the snapshot: only
+   * while the feed is live, dropped whenever the account is announced (a subscription
+   * change is announced on the same channel: migration 0023), within the same TTL.
+   */
+  async cached<T>(accountId: string, name: string, load: () => Promise<T>): Promise<T> {
+    const live = this.feed?.isLive() ?? false;
+    const now = performance.now();
+    if (live) {
+      const entry = this.extras.get(accountId)?.get(name);
+      if (entry && now - entry.storedAtMs < this.ttlMs) return entry.value as T;
+    }
+    const epochAtLookup = this.epoch;
+    const value = await load();
+    if (live && this.feed?.isLive() && epochAtLookup === this.epoch) {
+      const own = this.extras.get(accountId) ?? new Map<string, { value: unknown; storedAtMs: number }>();
+      own.set(name, { value, storedAtMs: now });
+      this.extras.delete(accountId);
+      this.extras.set(accountId, own);
+      if (this.extras.size > this.maxEntries) {
+        const oldest = this.extras.keys().next().value;
+        if (oldest !== undefined) this.extras.delete(oldest);
+      }
+    }
+    return value;
+  }
+
   invalidate(accountId: string): void {
     this.epoch += 1;
     this.entries.delete(accountId);
+    this.extras.delete(accountId);
   }
 
   clear(): void {
     this.epoch += 1;
     this.entries.clear();
+    this.extras.clear();
   }
 
   async close(): Promise<void> {
