@@ -7,6 +7,8 @@ import type { Database, Queryable } from '../../platform/database/database.js';
 import { clampPageLimit } from '../../platform/http/pagination.js';
 import { adminPrincipalGuard } from '../audit/admin-guard.js';
 import type { RouteAuth } from '../auth/guards.js';
+import { currentSubscriptionOf } from '../stripe/webhooks/billing-state.repository.js';
+import { subscriptionViewOfRow } from './billing.service.js';
 
 /**
  * GET /api/admin/accounts/:id/payments (UI-1, the dashboard's account page): the account's
@@ -95,15 +97,6 @@ interface PaymentRow {
   cursor_at: string;
 }
 
-interface SubscriptionRow {
-  id: string;
-  status: string;
-  plan_id: string | null;
-  current_period_end: Date | string | null;
-  cancel_at_period_end: boolean;
-  trial_end: Date | string | null;
-}
-
 const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
 
 /** bigint columns come back as strings; they are checked to fit a safe integer. */
@@ -153,25 +146,10 @@ function paymentView(row: PaymentRow) {
   };
 }
 
+/** The same view GET /api/billing/subscription answers: the newest live subscription, else the newest. */
 async function currentSubscription(tx: Queryable, accountId: string) {
-  const { rows } = await tx.query<SubscriptionRow>(
-    `SELECT id, status, plan_id, current_period_end, cancel_at_period_end, trial_end
-       FROM subscriptions
-      WHERE account_id = $1
-      ORDER BY (status IN ('trialing', 'active', 'past_due', 'unpaid', 'paused')) DESC, stripe_created_at DESC, id DESC
-      LIMIT 1`,
-    [accountId],
-  );
-  const row = rows[0];
-  if (!row) return null;
-  return {
-    id: row.id,
-    status: row.status,
-    plan: row.plan_id,
-    currentPeriodEnd: iso(row.current_period_end),
-    cancelAtPeriodEnd: row.cancel_at_period_end,
-    trialEnd: iso(row.trial_end),
-  };
+  const row = await currentSubscriptionOf(tx, accountId);
+  return row ? subscriptionViewOfRow(row) : null;
 }
 
 export async function adminPaymentRoutes(fastify: FastifyInstance, options: AdminPaymentRouteOptions): Promise<void> {
