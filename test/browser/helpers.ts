@@ -88,9 +88,20 @@ export async function startService(env: Record<string, string> = {}): Promise<St
   };
 }
 
+/**
+ * Playwright gives every launch a fresh, temporary --user-data-dir of its own. A cold
+ * chromium on a loaded 2-core machine (the parallel suite, a service starting beside it)
+ * once took more than 30 s to open its pipe, so a launch gets 90 s and one more try
+ * before the suite fails.
+ */
 export async function launchBrowser(): Promise<Browser> {
-  // Playwright gives every launch a fresh, temporary --user-data-dir of its own.
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const launch = () => chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, timeout: 90_000 });
+  try {
+    return await launch();
+  } catch (error) {
+    console.warn(`chromium did not start (${(error as Error).message.split('\n')[0]}); trying once more`);
+    return launch();
+  }
 }
 
 export interface PageProblems {

@@ -27,7 +27,7 @@ describeWithBrowser('the web pages in chromium (UI-1)', () => {
     const env: Record<string, string> = { PORT: String(await freePort()), ...(scratch ? { DATABASE_URL: scratch.url } : {}) };
     [service, browser] = await Promise.all([startService(env), launchBrowser()]);
     if (scratch) await addCreditPack(scratch.url, BROWSER_PACK);
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await browser?.close();
