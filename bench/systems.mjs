@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bulwarkEnv } from './lib/child.mjs';
+import { bulwarkEnv, bulwarkNodeArgs } from './lib/child.mjs';
 import { freePort } from './lib/net.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -56,7 +56,7 @@ export const systems = {
       return {
         name: 'Bulwark',
         command: process.execPath,
-        args: [path.join(PROJECT_DIR, 'dist', 'server.js')],
+        args: [...bulwarkNodeArgs(), path.join(PROJECT_DIR, 'dist', 'server.js')],
         cwd: PROJECT_DIR,
         env: bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, rateLimits: USAGE_RATE_LIMITS }),
         host: settings.host,

@@ -110,12 +110,21 @@ export function bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, r
   };
 }
 
+/**
+ * Node's flags for a benchmarked Bulwark: none, or with BENCH_CPU_PROF_DIR=<dir> a V8 CPU
+ * profile written there when the server stops (for finding where a request's time goes; a
+ * profiled run's figures are not comparable with others).
+ */
+export function bulwarkNodeArgs() {
+  return process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+}
+
 /** dist/server.js as a benchmarked child process, with bulwarkEnv. */
 export function bulwarkServer({ projectDir, settings, port, dataDir, databaseUrl, adminToken, rateLimits, env = {} }) {
   return new ServerProcess({
     name: 'Bulwark',
     command: process.execPath,
-    args: [path.join(projectDir, 'dist', 'server.js')],
+    args: [...bulwarkNodeArgs(), path.join(projectDir, 'dist', 'server.js')],
     cwd: projectDir,
     env: bulwarkEnv({ settings, port, dataDir, databaseUrl, adminToken, rateLimits, extra: env }),
     host: settings.host,

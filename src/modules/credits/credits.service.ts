@@ -637,8 +637,8 @@ export class CreditsService {
   }
 
   /**
-   * A batch of reserves in one statement (credit_reserve_many, migration 0012): one round
-   * trip and one commit for all of them. If the statement fails, each reserve is retried on
+   * A batch of reserves in one statement (credit_reserve_many, migrations 0012 and 0024):
+   * one round trip and one commit for all of them. If the statement fails, each reserve is retried on
    * its own (credit_reserve), so one bad request fails alone.
    */
   private async reserveMany(items: readonly ReserveItem[]): Promise<ReserveOutcome[]> {
@@ -668,8 +668,9 @@ export class CreditsService {
       }
       if (outcomes.length !== items.length || outcomes.includes(undefined as unknown as ReserveOutcome)) throw new Error('credit_reserve_many answered an incomplete batch');
       return outcomes;
-    } catch (error) {
-      if (items.length === 1) return [{ error }];
+    } catch {
+      // Also for a batch of one: a key claimed concurrently fails the batch (BW409, migration
+      // 0024), and credit_reserve answers it as replayed. Any other error repeats there.
       const outcomes: ReserveOutcome[] = [];
       for (const item of items) {
         try {

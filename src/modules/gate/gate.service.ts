@@ -1,6 +1,7 @@
 import { AppError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
 import { forAccount } from '../../platform/database/access.js';
+import { MicroBatcher } from '../../platform/batching/micro-batcher.js';
 import { sqlStateOf, SqlState, type Database } from '../../platform/database/database.js';
 import { newId } from '../../platform/ids.js';
 import { reservationView, type CreditsService, type PreparedReserve, type ReservationRow, type ReservationView, type ReserveInput } from '../credits/credits.service.js';
@@ -41,22 +42,42 @@ type GateRow = { outcome: 'allowed' | 'limit' | 'insufficient' | 'replayed'; app
   [K in keyof ReservationRow]: ReservationRow[K] | null;
 };
 
+/** One counted gate waiting for its batch. */
+interface GateItem {
+  readonly accountId: string;
+  readonly feature: string;
+  readonly periodStart: Date;
+  readonly track: number | null;
+  readonly limit: number | null;
+  readonly request: PreparedReserve | undefined;
+}
+
+type GateOutcome = GateRow | { readonly error: unknown };
+
+/** Batches of at most this many, at most this many in flight per instance (as for reserves). */
+const BATCH_LIMITS = { maxBatch: 200, maxConcurrent: 4 } as const;
+
 /**
  * The gate (issue 5 item 7): the hot path of a paid action in one call, all or nothing.
  *
- * For a counted feature (static or metered) it is ONE statement, gate_pass (migration
- * 0013): look up a retried idempotency key, check and track the entitlement, reserve the
- * credits; a denial after the track rolls the track back. Locks are held only while
- * PostgreSQL runs it. (Coalescing gates into one statement per batch was tried and
- * measured slower: every gate needs its own subtransaction for all-or-nothing, and more
- * than 64 of them in one transaction overflow PostgreSQL's subtransaction cache.) Boolean, unknown and concurrency features record nothing, so their
+ * For a counted feature (static or metered) it is ONE statement: look up a retried
+ * idempotency key, check and track the entitlement, reserve the credits, all or nothing,
+ * with locks held only while PostgreSQL runs it. Concurrent gates are coalesced into one
+ * statement and one commit per batch (gate_pass_many, migration 0024), which decides every
+ * gate before its first write, so no gate needs a subtransaction; a failed batch is run
+ * again gate by gate with gate_pass (migration 0013), where a denial after the track rolls
+ * the track back. Boolean, unknown and concurrency features record nothing, so their
  * gate is a read of the entitlement followed by the reserve's one statement.
  *
  * A retry with the same credits.idempotencyKey answers the first reservation and records
  * nothing again (also when two attempts race: the loser's track is rolled back).
  */
 export class GateService {
-  constructor(private readonly options: GateServiceOptions) {}
+  private readonly batches: MicroBatcher<GateItem, GateOutcome>;
+
+  constructor(private readonly options: GateServiceOptions) {
+    this.batches = new MicroBatcher((items) => this.passMany(items), BATCH_LIMITS);
+  }
 
   async pass(accountId: string, input: GateInput): Promise<GateAnswer> {
     const answer = await this.options.credits.measured('gate', () => this.passNow(accountId, input), (result) => (result.allowed ? 'ok' : (result.reason ?? 'denied').toLowerCase()));
@@ -92,27 +113,10 @@ export class GateService {
     now: Date,
   ): Promise<GateAnswer> {
     const { periodStart, resetsAt } = countedPeriod(feature, now);
-    const { rows } = await this.options.database.query<GateRow>(
-      `SELECT outcome, applied, used, id, job_id, job_type, amount, status, request_hash, expires_at
-       FROM gate_pass($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-      [
-        accountId,
-        input.feature,
-        periodStart,
-        input.track ?? null,
-        feature.limit,
-        now,
-        request ? newId('reservation') : null,
-        request?.jobId ?? null,
-        request?.jobType ?? null,
-        request?.cost ?? null,
-        request?.idempotencyKey ?? null,
-        request?.hash ?? null,
-        request ? this.options.credits.reservationExpiry(now) : null,
-      ],
-    );
-    const row = rows[0];
-    if (!row) throw new Error('gate_pass answered no row');
+    // Coalesced with concurrent gates into one statement and one commit (gate_pass_many).
+    const outcome = await this.batches.submit({ accountId, feature: input.feature, periodStart, track: input.track ?? null, limit: feature.limit, request });
+    if ('error' in outcome) throw outcome.error;
+    const row = outcome;
     const answerWith = (track: number | undefined) => countedAnswer(input.feature, feature, resetsAt, track, row.applied ?? false, row.used ?? 0);
     switch (row.outcome) {
       case 'allowed': {
@@ -133,4 +137,76 @@ export class GateService {
     }
   }
 
+  /**
+   * A batch of gates in one statement (gate_pass_many, migration 0024): one round trip and
+   * one commit for all of them. If the statement fails, each gate is run on its own
+   * (gate_pass), so one bad request fails alone.
+   */
+  private async passMany(items: readonly GateItem[]): Promise<GateOutcome[]> {
+    const now = this.options.clock.now();
+    const expiresAt = this.options.credits.reservationExpiry(now);
+    const ids = items.map((item) => (item.request ? newId('reservation') : null));
+    try {
+      const { rows } = await this.options.database.query<GateRow & { position_in_batch: number }>(
+        `SELECT position_in_batch, outcome, applied, used, id, job_id, job_type, amount, status, request_hash, expires_at
+         FROM gate_pass_many($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6, $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13)`,
+        [
+          items.map((item) => item.accountId),
+          items.map((item) => item.feature),
+          items.map((item) => item.periodStart),
+          items.map((item) => item.track),
+          items.map((item) => item.limit),
+          now,
+          ids,
+          items.map((item) => item.request?.jobId ?? null),
+          items.map((item) => item.request?.jobType ?? null),
+          items.map((item) => item.request?.cost ?? null),
+          items.map((item) => item.request?.idempotencyKey ?? null),
+          items.map((item) => item.request?.hash ?? null),
+          expiresAt,
+        ],
+      );
+      const outcomes: GateOutcome[] = [];
+      for (const row of rows) {
+        if (!items[row.position_in_batch - 1]) throw new Error('gate_pass_many answered an unknown position');
+        outcomes[row.position_in_batch - 1] = row;
+      }
+      if (outcomes.length !== items.length || outcomes.includes(undefined as unknown as GateOutcome)) throw new Error('gate_pass_many answered an incomplete batch');
+      return outcomes;
+    } catch {
+      // Also for a batch of one: a key claimed concurrently fails the batch (BW409), and
+      // gate_pass answers it as replayed. Any other error repeats there.
+      const outcomes: GateOutcome[] = [];
+      for (const item of items) outcomes.push(await this.passOne(item).catch((itemError: unknown) => ({ error: itemError })));
+      return outcomes;
+    }
+  }
+
+  /** One gate in one statement (gate_pass, migration 0013): a failed batch's gates, one by one. */
+  private async passOne(item: GateItem): Promise<GateRow> {
+    const now = this.options.clock.now();
+    const { request } = item;
+    const { rows } = await this.options.database.query<GateRow>(
+      `SELECT outcome, applied, used, id, job_id, job_type, amount, status, request_hash, expires_at
+       FROM gate_pass($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [
+        item.accountId,
+        item.feature,
+        item.periodStart,
+        item.track,
+        item.limit,
+        now,
+        request ? newId('reservation') : null,
+        request?.jobId ?? null,
+        request?.jobType ?? null,
+        request?.cost ?? null,
+        request?.idempotencyKey ?? null,
+        request?.hash ?? null,
+        request ? this.options.credits.reservationExpiry(now) : null,
+      ],
+    );
+    const row = rows[0];
+    if (!row) throw new Error('gate_pass answered no row');
+    return row;
+  }
 }
