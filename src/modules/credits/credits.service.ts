@@ -222,8 +222,8 @@ export class CreditsService {
   private readonly settlements: MicroBatcher<SettleItem, SettleRow>;
 
   constructor(private readonly options: CreditsServiceOptions) {
-    this.reserves = new MicroBatcher((items) => this.reserveMany(items), BATCH_LIMITS);
-    this.settlements = new MicroBatcher((items) => this.settleMany(items), BATCH_LIMITS);
+    this.reserves = new MicroBatcher((items) => this.reserveMany(items), { ...BATCH_LIMITS, keyOf: (item) => item.accountId });
+    this.settlements = new MicroBatcher((items) => this.settleMany(items), { ...BATCH_LIMITS, keyOf: (item) => item.accountId });
   }
 
   /**
@@ -721,7 +721,7 @@ interface SettleItem {
 
 type SettleRow = Omit<ReservationRow, 'request_hash'> & { outcome: string; error?: unknown };
 
-/** Batches of at most this many, at most this many in flight per instance (per kind). */
+/** Batches of at most this many, at most this many in flight per instance and one per account (per kind; see gate.service.ts). */
 const BATCH_LIMITS = { maxBatch: 200, maxConcurrent: 4 } as const;
 
 function reserveOutcome(row: ReservationRow & { outcome: 'held' | 'replayed' | 'insufficient' }, request: PreparedReserve): ReserveOutcome {

@@ -54,7 +54,12 @@ interface GateItem {
 
 type GateOutcome = GateRow | { readonly error: unknown };
 
-/** Batches of at most this many, at most this many in flight per instance (as for reserves). */
+/**
+ * Batches of at most this many, at most this many in flight per instance, and one at a time
+ * per account: gates of one account all take its counter and grant rows, so a second batch
+ * of it would only wait for the first (measured on one hot account: 7,700 gates/s with one
+ * batch in flight, 6,300 with four).
+ */
 const BATCH_LIMITS = { maxBatch: 200, maxConcurrent: 4 } as const;
 
 /**
@@ -76,7 +81,7 @@ export class GateService {
   private readonly batches: MicroBatcher<GateItem, GateOutcome>;
 
   constructor(private readonly options: GateServiceOptions) {
-    this.batches = new MicroBatcher((items) => this.passMany(items), BATCH_LIMITS);
+    this.batches = new MicroBatcher((items) => this.passMany(items), { ...BATCH_LIMITS, keyOf: (item) => item.accountId });
   }
 
   async pass(accountId: string, input: GateInput): Promise<GateAnswer> {

@@ -55,3 +55,36 @@ describe('MicroBatcher', () => {
     expect(outcomes.every((outcome) => outcome.status === 'rejected')).toBe(true);
   });
 });
+
+describe('MicroBatcher with keyOf', () => {
+  it('never runs two batches of one key at once, lets other keys go ahead, and keeps each key in order', async () => {
+    const holds = [deferred(), deferred()];
+    const seen: string[][] = [];
+    let running = 0;
+    const batcher = new MicroBatcher<{ key: string; n: number }, string>(
+      async (items) => {
+        const index = seen.length;
+        seen.push(items.map((item) => `${item.key}${item.n}`));
+        running += 1;
+        if (index < 2) await holds[index]?.promise;
+        running -= 1;
+        return items.map((item) => `${item.key}${item.n}`);
+      },
+      { maxBatch: 50, maxConcurrent: 4, keyOf: (item) => item.key },
+    );
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const first = [batcher.submit({ key: 'a', n: 0 }), batcher.submit({ key: 'a', n: 1 })];
+    await turn();
+    // 'a' is in flight: its next items wait; 'b' goes ahead in a batch of its own.
+    const second = [batcher.submit({ key: 'a', n: 2 }), batcher.submit({ key: 'b', n: 3 }), batcher.submit({ key: 'a', n: 4 })];
+    await turn();
+    expect(seen).toEqual([['a0', 'a1'], ['b3']]);
+    expect(running).toBe(2);
+    holds[1]?.resolve();
+    await turn();
+    expect(seen).toHaveLength(2); // b's batch finished; a's items still wait for a's batch
+    holds[0]?.resolve();
+    expect(await Promise.all([...first, ...second])).toEqual(['a0', 'a1', 'a2', 'b3', 'a4']);
+    expect(seen).toEqual([['a0', 'a1'], ['b3'], ['a2', 'a4']]);
+  });
+});
