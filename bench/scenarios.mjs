@@ -315,9 +315,10 @@ export const scenarios = [
         '`{"feature":"api_calls_per_day","track":1,"credits":{"jobId":k,"jobType":"bench","amount":1,"idempotencyKey":k}}` with a fresh ' +
         'key k for every request, so every gate tracks one unit and holds one new credit.',
       ENTERPRISE_SETUP_NOTE + ' The gate scenario grants that account 1,000,000 credits first (POST /api/admin/accounts/:id/credits).',
-      'Each target request authenticates the key, applies the per-plan machine limit (none on ENTERPRISE) and runs one transaction on ' +
-        'the account: look up the idempotency key, add 1 to the day\'s counter (entitlement_count), then reserve 1 credit (credit_reserve): ' +
-        'every request takes the same counter row and the same grant row, so this is the one-hot-account worst case.',
+      'Each target request authenticates the key, applies the per-plan machine limit (none on ENTERPRISE) and joins a batch of concurrent ' +
+        'gates (at most 200, one batch at a time per account) that runs as one statement and one commit (gate_pass_many, migration 0024): ' +
+        'look up the idempotency key, add 1 to the day\'s counter, hold 1 credit. Every request takes the same counter row and the same ' +
+        'grant row, so this is the one-hot-account worst case.',
     ],
     targetRatio: 0.2,
   },
