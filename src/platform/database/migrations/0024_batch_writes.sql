@@ -74,8 +74,8 @@ DECLARE
   v_left bigint;
   v_take bigint;
   v_index int;
-  v_existing text[];
-  v_repeated text[];
+  v_existing bigint[];
+  v_repeated bigint[];
   v_claimed text[];
   -- The batch's decisions and writes, for every account.
   v_positions bigint[] := ARRAY[]::bigint[];
@@ -96,9 +96,28 @@ DECLARE
   v_write_used bigint[] := ARRAY[]::bigint[];
   v_inserted int;
 BEGIN
+  -- Every statement below names its account explicitly; they run in the system context
+  -- (as entitlement_read_many does) so that one statement can serve the whole batch.
+  PERFORM set_config('app.system', 'on', true);
   SELECT array_agg(k.i ORDER BY k.account_id, k.i), array_agg(k.account_id ORDER BY k.account_id, k.i)
     INTO v_order, v_order_accounts
     FROM unnest(p_accounts) WITH ORDINALITY AS k(account_id, i);
+  -- The items whose key reserved before (the key as a column, not p_keys[i]: row-level
+  -- security lets only leakproof conditions into an index scan, and an array subscript is
+  -- not one), and the items whose (account, key) the batch names more than once.
+  SELECT coalesce(array_agg(k.i), ARRAY[]::bigint[]) INTO v_existing
+    FROM unnest(p_accounts, p_keys) WITH ORDINALITY AS k(account_id, reservation_key, i)
+    CROSS JOIN LATERAL (
+      SELECT 1 FROM credit_reservations r WHERE r.account_id = k.account_id AND r.idempotency_key = k.reservation_key LIMIT 1
+    ) r
+   WHERE k.reservation_key IS NOT NULL;
+  SELECT coalesce(array_agg(d.i), ARRAY[]::bigint[]) INTO v_repeated
+    FROM (
+      SELECT k.i, count(*) OVER (PARTITION BY k.account_id, k.reservation_key) AS times
+        FROM unnest(p_accounts, p_keys) WITH ORDINALITY AS k(account_id, reservation_key, i)
+       WHERE k.reservation_key IS NOT NULL
+    ) d
+   WHERE d.times > 1;
   v_count := coalesce(cardinality(v_order), 0);
   v_start := 1;
   WHILE v_start <= v_count LOOP
@@ -108,7 +127,6 @@ BEGIN
       v_end := v_end + 1;
     END LOOP;
     v_slice := v_order[v_start:v_end];
-    PERFORM set_config('app.account_id', v_account, true);
 
     -- Lock the account's counters of the batch, in (feature, period) order.
     v_features := ARRAY[]::text[];
@@ -146,11 +164,8 @@ BEGIN
     END IF;
 
     -- Lock the account's usable grants in id order; keep them in spending order (allocation.ts).
-    -- Then the keys of the slice that reserved before, and the ones it names more than once.
     v_grant_ids := ARRAY[]::text[];
     v_remaining := ARRAY[]::bigint[];
-    v_existing := ARRAY[]::text[];
-    v_repeated := ARRAY[]::text[];
     IF v_keyed THEN
       SELECT coalesce(array_agg(l.id ORDER BY l.expires_at ASC NULLS LAST, l.created_at ASC, l.id COLLATE "C" ASC), ARRAY[]::text[]),
              coalesce(array_agg(l.remaining ORDER BY l.expires_at ASC NULLS LAST, l.created_at ASC, l.id COLLATE "C" ASC), ARRAY[]::bigint[])
@@ -160,17 +175,6 @@ BEGIN
            WHERE c.account_id = v_account AND c.remaining > 0 AND (c.expires_at IS NULL OR c.expires_at > p_now)
            ORDER BY c.id FOR NO KEY UPDATE
         ) l;
-      -- (The keys as a column, not p_keys[i]: row-level security lets only leakproof
-      -- conditions into an index scan, and an array subscript is not one.)
-      SELECT coalesce(array_agg(r.idempotency_key), ARRAY[]::text[]) INTO v_existing
-        FROM unnest(ARRAY(SELECT p_keys[o.i] FROM unnest(v_slice) AS o(i) WHERE p_keys[o.i] IS NOT NULL)) AS k(reservation_key)
-        CROSS JOIN LATERAL (
-          SELECT r.idempotency_key FROM credit_reservations r WHERE r.account_id = v_account AND r.idempotency_key = k.reservation_key LIMIT 1
-        ) r;
-      IF v_end > v_start THEN
-        SELECT coalesce(array_agg(d.k), ARRAY[]::text[]) INTO v_repeated
-          FROM (SELECT p_keys[o.i] AS k FROM unnest(v_slice) AS o(i) WHERE p_keys[o.i] IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d;
-      END IF;
     END IF;
     v_grants := coalesce(cardinality(v_grant_ids), 0);
     v_grant_changed := array_fill(false, ARRAY[v_grants]);
@@ -186,7 +190,7 @@ BEGIN
       v_positions := v_positions || v_i;
       v_answer_accounts := v_answer_accounts || v_account;
       -- A key that reserved before (also earlier in this batch) answers its reservation.
-      IF p_keys[v_i] IS NOT NULL AND (p_keys[v_i] = ANY (v_existing) OR p_keys[v_i] = ANY (v_claimed)) THEN
+      IF p_keys[v_i] IS NOT NULL AND (v_i = ANY (v_existing) OR (v_i = ANY (v_repeated) AND p_keys[v_i] = ANY (v_claimed))) THEN
         v_outcomes := v_outcomes || 'replayed'::text;
         v_applied := v_applied || NULL::boolean;
         v_used_after := v_used_after || NULL::bigint;
@@ -243,7 +247,7 @@ BEGIN
         END LOOP;
         v_available := v_available - p_amounts[v_i];
         v_new := v_new || v_i;
-        IF p_keys[v_i] = ANY (v_repeated) THEN
+        IF v_i = ANY (v_repeated) THEN
           v_claimed := v_claimed || p_keys[v_i];
         END IF;
       END IF;
@@ -276,9 +280,7 @@ BEGIN
     v_start := v_end + 1;
   END LOOP;
 
-  -- The writes of every account at once: the rows are the ones decided above, each with its
-  -- own account, so the statements run in the system context (as entitlement_read_many).
-  PERFORM set_config('app.system', 'on', true);
+  -- The writes of every account at once: the rows decided above, each with its own account.
   IF cardinality(v_new) > 0 THEN
     -- Claim the keys. One taken meanwhile by a concurrent transaction (which we waited for)
     -- fails the batch: its items are then run one by one.
@@ -353,16 +355,20 @@ DECLARE
   v_start int;
   v_end int;
   v_account text;
-  v_slice_ids text[];
-  v_ids text[];
-  v_targets text[];
+  v_slice bigint[];
+  v_i bigint;
+  v_locked_ids text[];
+  v_locked_status text[];
+  v_at int;
+  v_released text[];
   v_settle_ids text[] := ARRAY[]::text[];
   v_settle_targets text[] := ARRAY[]::text[];
-  v_released text[];
 BEGIN
   IF EXISTS (SELECT 1 FROM unnest(p_targets) AS t(target) WHERE t.target NOT IN ('confirmed', 'released')) THEN
     RAISE EXCEPTION 'credit_settle_many: bad target';
   END IF;
+  -- Every statement below names its account explicitly; they run in the system context.
+  PERFORM set_config('app.system', 'on', true);
   SELECT array_agg(k.i ORDER BY k.account_id, k.i), array_agg(k.account_id ORDER BY k.account_id, k.i)
     INTO v_order, v_order_accounts
     FROM unnest(p_accounts) WITH ORDINALITY AS k(account_id, i);
@@ -374,38 +380,38 @@ BEGIN
     WHILE v_end < v_count AND v_order_accounts[v_end + 1] = v_account LOOP
       v_end := v_end + 1;
     END LOOP;
-    PERFORM set_config('app.account_id', v_account, true);
-    v_slice_ids := ARRAY(SELECT p_ids[o.i] FROM unnest(v_order[v_start:v_end]) AS o(i));
-    PERFORM 1 FROM credit_reservations r
-      WHERE r.id = ANY (v_slice_ids) AND r.account_id IS NOT DISTINCT FROM v_account
-      ORDER BY r.id FOR NO KEY UPDATE;
-    -- Each held reservation of the slice, with the target of its first item.
-    SELECT coalesce(array_agg(f.reservation_id ORDER BY f.reservation_id), ARRAY[]::text[]),
-           coalesce(array_agg(f.target ORDER BY f.reservation_id), ARRAY[]::text[])
-      INTO v_ids, v_targets
+    v_slice := v_order[v_start:v_end];
+    -- Lock the account's reservations of the batch in id order, reading the versions locked.
+    SELECT coalesce(array_agg(l.id), ARRAY[]::text[]), coalesce(array_agg(l.status), ARRAY[]::text[])
+      INTO v_locked_ids, v_locked_status
       FROM (
-        SELECT DISTINCT ON (k.reservation_id) k.reservation_id, k.target
-          FROM unnest(v_slice_ids, ARRAY(SELECT p_targets[o.i] FROM unnest(v_order[v_start:v_end]) AS o(i)), v_order[v_start:v_end])
-                 AS k(reservation_id, target, i)
-         ORDER BY k.reservation_id, k.i
-      ) f
-      CROSS JOIN LATERAL (SELECT r.account_id, r.status FROM credit_reservations r WHERE r.id = f.reservation_id LIMIT 1) r
-     WHERE r.account_id IS NOT DISTINCT FROM v_account AND r.status = 'held';
+        SELECT r.id, r.status FROM credit_reservations r
+         WHERE r.id = ANY (ARRAY(SELECT p_ids[o.i] FROM unnest(v_slice) AS o(i))) AND r.account_id IS NOT DISTINCT FROM v_account
+         ORDER BY r.id FOR NO KEY UPDATE
+      ) l;
+    -- The first item (in batch order) naming a held reservation settles it.
+    v_released := ARRAY[]::text[];
+    FOREACH v_i IN ARRAY v_slice LOOP
+      v_at := array_position(v_locked_ids, p_ids[v_i]);
+      CONTINUE WHEN v_at IS NULL OR v_locked_status[v_at] <> 'held';
+      v_locked_status[v_at] := p_targets[v_i];
+      v_settle_ids := v_settle_ids || p_ids[v_i];
+      v_settle_targets := v_settle_targets || p_targets[v_i];
+      IF p_targets[v_i] = 'released' THEN
+        v_released := v_released || p_ids[v_i];
+      END IF;
+    END LOOP;
     -- The grants of the released ones, locked now: after the account's reservations, in id order.
-    IF 'released' = ANY (v_targets) THEN
-      v_released := ARRAY(SELECT s.reservation_id FROM unnest(v_ids, v_targets) AS s(reservation_id, target) WHERE s.target = 'released');
+    IF cardinality(v_released) > 0 THEN
       PERFORM 1 FROM credit_grants c
         WHERE c.id = ANY (ARRAY(SELECT a.grant_id FROM credit_reservation_allocations a WHERE a.reservation_id = ANY (v_released)))
         ORDER BY c.id FOR NO KEY UPDATE;
     END IF;
-    v_settle_ids := v_settle_ids || v_ids;
-    v_settle_targets := v_settle_targets || v_targets;
     v_start := v_end + 1;
   END LOOP;
 
-  -- The answers and the writes of every account at once, in the system context (the rows
-  -- are the ones locked and decided above, each checked against its own account).
-  PERFORM set_config('app.system', 'on', true);
+  -- The answers and the writes of every account at once (the rows locked and decided
+  -- above, each checked against its own account).
   RETURN QUERY
     SELECT k.i,
            CASE WHEN r.id IS NULL THEN 'not_found'
