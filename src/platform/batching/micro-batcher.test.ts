@@ -83,8 +83,12 @@ describe('MicroBatcher with keyOf', () => {
     holds[1]?.resolve();
     await turn();
     expect(seen).toHaveLength(2); // b's batch finished; a's items still wait for a's batch
+    // Only a's items are queued and a is in flight: another key still goes at once.
+    const third = batcher.submit({ key: 'c', n: 5 });
+    await turn();
+    expect(seen[2]).toEqual(['c5']);
     holds[0]?.resolve();
-    expect(await Promise.all([...first, ...second])).toEqual(['a0', 'a1', 'a2', 'b3', 'a4']);
-    expect(seen).toEqual([['a0', 'a1'], ['b3'], ['a2', 'a4']]);
+    expect(await Promise.all([...first, ...second, third])).toEqual(['a0', 'a1', 'a2', 'b3', 'a4', 'c5']);
+    expect(seen).toEqual([['a0', 'a1'], ['b3'], ['c5'], ['a2', 'a4']]);
   });
 });

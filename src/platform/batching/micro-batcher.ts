@@ -38,6 +38,12 @@ export class MicroBatcher<Item, Result> {
   private scheduled = false;
   /** The keys of the running batches (with keyOf). */
   private readonly inFlight = new Set<string>();
+  /**
+   * With keyOf: every queued item's key is in a running batch, so there is nothing to send
+   * until a batch finishes or an item of another key arrives (without this, each submit
+   * on a hot key would scan and copy the whole queue for nothing).
+   */
+  private stalled = false;
 
   constructor(
     private readonly run: (items: readonly Item[]) => Promise<readonly Result[]>,
@@ -49,12 +55,13 @@ export class MicroBatcher<Item, Result> {
   submit(item: Item): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
+      if (this.stalled && this.options.keyOf && !this.inFlight.has(this.options.keyOf(item))) this.stalled = false;
       this.schedule();
     });
   }
 
   private schedule(): void {
-    if (this.scheduled || this.running >= this.options.maxConcurrent || this.queue.length === 0) return;
+    if (this.scheduled || this.stalled || this.running >= this.options.maxConcurrent || this.queue.length === 0) return;
     this.scheduled = true;
     // Let the rest of this turn's requests join before the batch leaves.
     setImmediate(() => {
@@ -66,7 +73,10 @@ export class MicroBatcher<Item, Result> {
   private flush(): void {
     while (this.running < this.options.maxConcurrent && this.queue.length > 0) {
       const { batch, keys } = this.take();
-      if (batch.length === 0) return; // every queued key is in a running batch
+      if (batch.length === 0) {
+        this.stalled = true; // every queued key is in a running batch
+        return;
+      }
       this.running += 1;
       void this.execute(batch, keys);
     }
@@ -76,6 +86,7 @@ export class MicroBatcher<Item, Result> {
   private take(): { batch: Pending<Item, Result>[]; keys: string[] } {
     const { keyOf, maxBatch } = this.options;
     if (!keyOf) return { batch: this.queue.splice(0, maxBatch), keys: [] };
+    if (this.queue.every((pending) => this.inFlight.has(keyOf(pending.item)))) return { batch: [], keys: [] };
     const batch: Pending<Item, Result>[] = [];
     const keys = new Set<string>();
     const rest: Pending<Item, Result>[] = [];
@@ -103,6 +114,7 @@ export class MicroBatcher<Item, Result> {
     } finally {
       this.running -= 1;
       for (const key of keys) this.inFlight.delete(key);
+      this.stalled = false;
       this.schedule();
     }
   }

@@ -310,8 +310,14 @@ BEGIN
     SELECT o.i, o.outcome, o.applied, o.used, r.id, r.job_id, r.job_type, r.amount, r.status, r.request_hash, r.expires_at
       FROM unnest(v_positions, v_outcomes, v_applied, v_used_after, v_answer_accounts, v_answer_keys) AS o(i, outcome, applied, used, account_id, reservation_key)
       LEFT JOIN LATERAL (
+        -- A new reservation answers from the batch itself; a replayed key reads the first one.
+        SELECT p_ids[o.i] AS id, p_job_ids[o.i] AS job_id, p_job_types[o.i] AS job_type, p_amounts[o.i] AS amount, 'held'::text AS status,
+               p_hashes[o.i] AS request_hash, p_expires_at AS expires_at
+         WHERE o.outcome = 'allowed' AND o.reservation_key IS NOT NULL
+        UNION ALL
         SELECT r.id, r.job_id, r.job_type, r.amount, r.status, r.request_hash, r.expires_at FROM credit_reservations r
-         WHERE r.account_id = o.account_id AND r.idempotency_key = o.reservation_key LIMIT 1
+         WHERE o.outcome = 'replayed' AND r.account_id = o.account_id AND r.idempotency_key = o.reservation_key
+        LIMIT 1
       ) r ON true;
   PERFORM set_config('app.system', 'off', true);
 END
