@@ -28,7 +28,26 @@ export const ID_PREFIX = {
 
 export type IdKind = keyof typeof ID_PREFIX;
 
+/**
+ * Random bytes for ids, drawn from the operating system's CSPRNG 4 KiB at a time (one
+ * system call per 256 ids instead of one per id: it showed in the profiles of the batched
+ * hot paths). Every pool is a fresh buffer, and no byte is ever handed out twice.
+ */
+const ID_POOL_BYTES = 4096;
+let idPool = Buffer.alloc(0);
+let idPoolOffset = 0;
+
+function randomIdBytes(): Buffer {
+  if (idPoolOffset + 16 > idPool.length) {
+    idPool = randomBytes(ID_POOL_BYTES);
+    idPoolOffset = 0;
+  }
+  const bytes = idPool.subarray(idPoolOffset, idPoolOffset + 16);
+  idPoolOffset += 16;
+  return bytes;
+}
+
 /** 128 random bits, base64url: unguessable and URL-safe. */
 export function newId(kind: IdKind): string {
-  return `${ID_PREFIX[kind]}_${randomBytes(16).toString('base64url')}`;
+  return `${ID_PREFIX[kind]}_${randomIdBytes().toString('base64url')}`;
 }
