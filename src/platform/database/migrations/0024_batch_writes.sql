@@ -25,8 +25,9 @@
 --
 -- Locks, per account in account order (as before): the batch's counter rows of that account
 -- in (feature, period) order (the order of entitlement_track_many), then the account's
--- usable grants in id order, then the new reservations' keys; settlements lock the
--- batch's reservations in id order, then the grants of the released ones in id order.
+-- usable grants in id order; after every account, the new reservations' keys. Settlements
+-- lock, per account, the batch's reservations in id order, then the grants of the released
+-- ones in id order.
 
 -- Gates on counted features (issue 5 item 7), and reserves (a gate without a feature:
 -- credit_reserve_many below). Per item: 'replayed' (its key reserved before, also earlier
@@ -44,12 +45,8 @@ CREATE FUNCTION gate_pass_many(
   LANGUAGE plpgsql SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
-  -- The batch's positions sorted by (account, position): each account's items are a slice.
-  v_order bigint[];
-  v_order_accounts text[];
-  v_count int;
-  v_start int;
-  v_end int;
+  -- One account of the batch at a time, in account order, with its positions in batch order.
+  v_group record;
   v_account text;
   v_slice bigint[];
   v_i bigint;
@@ -99,9 +96,6 @@ BEGIN
   -- Every statement below names its account explicitly; they run in the system context
   -- (as entitlement_read_many does) so that one statement can serve the whole batch.
   PERFORM set_config('app.system', 'on', true);
-  SELECT array_agg(k.i ORDER BY k.account_id, k.i), array_agg(k.account_id ORDER BY k.account_id, k.i)
-    INTO v_order, v_order_accounts
-    FROM unnest(p_accounts) WITH ORDINALITY AS k(account_id, i);
   -- The items whose key reserved before (the key as a column, not p_keys[i]: row-level
   -- security lets only leakproof conditions into an index scan, and an array subscript is
   -- not one), and the items whose (account, key) the batch names more than once.
@@ -118,15 +112,13 @@ BEGIN
        WHERE k.reservation_key IS NOT NULL
     ) d
    WHERE d.times > 1;
-  v_count := coalesce(cardinality(v_order), 0);
-  v_start := 1;
-  WHILE v_start <= v_count LOOP
-    v_account := v_order_accounts[v_start];
-    v_end := v_start;
-    WHILE v_end < v_count AND v_order_accounts[v_end + 1] = v_account LOOP
-      v_end := v_end + 1;
-    END LOOP;
-    v_slice := v_order[v_start:v_end];
+  FOR v_group IN
+    SELECT k.account_id, array_agg(k.i ORDER BY k.i) AS positions
+      FROM unnest(p_accounts) WITH ORDINALITY AS k(account_id, i)
+     GROUP BY k.account_id ORDER BY k.account_id
+  LOOP
+    v_account := v_group.account_id;
+    v_slice := v_group.positions;
 
     -- Lock the account's counters of the batch, in (feature, period) order.
     v_features := ARRAY[]::text[];
@@ -277,7 +269,6 @@ BEGIN
         v_write_used := v_write_used || v_used[v_index];
       END IF;
     END LOOP;
-    v_start := v_end + 1;
   END LOOP;
 
   -- The writes of every account at once: the rows decided above, each with its own account.
@@ -355,11 +346,7 @@ CREATE OR REPLACE FUNCTION credit_settle_many(p_accounts text[], p_ids text[], p
   LANGUAGE plpgsql SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
-  v_order bigint[];
-  v_order_accounts text[];
-  v_count int;
-  v_start int;
-  v_end int;
+  v_group record;
   v_account text;
   v_slice bigint[];
   v_i bigint;
@@ -375,18 +362,13 @@ BEGIN
   END IF;
   -- Every statement below names its account explicitly; they run in the system context.
   PERFORM set_config('app.system', 'on', true);
-  SELECT array_agg(k.i ORDER BY k.account_id, k.i), array_agg(k.account_id ORDER BY k.account_id, k.i)
-    INTO v_order, v_order_accounts
-    FROM unnest(p_accounts) WITH ORDINALITY AS k(account_id, i);
-  v_count := coalesce(cardinality(v_order), 0);
-  v_start := 1;
-  WHILE v_start <= v_count LOOP
-    v_account := v_order_accounts[v_start];
-    v_end := v_start;
-    WHILE v_end < v_count AND v_order_accounts[v_end + 1] = v_account LOOP
-      v_end := v_end + 1;
-    END LOOP;
-    v_slice := v_order[v_start:v_end];
+  FOR v_group IN
+    SELECT k.account_id, array_agg(k.i ORDER BY k.i) AS positions
+      FROM unnest(p_accounts) WITH ORDINALITY AS k(account_id, i)
+     GROUP BY k.account_id ORDER BY k.account_id
+  LOOP
+    v_account := v_group.account_id;
+    v_slice := v_group.positions;
     -- Lock the account's reservations of the batch in id order, reading the versions locked.
     SELECT coalesce(array_agg(l.id), ARRAY[]::text[]), coalesce(array_agg(l.status), ARRAY[]::text[])
       INTO v_locked_ids, v_locked_status
@@ -413,7 +395,6 @@ BEGIN
         WHERE c.id = ANY (ARRAY(SELECT a.grant_id FROM credit_reservation_allocations a WHERE a.reservation_id = ANY (v_released)))
         ORDER BY c.id FOR NO KEY UPDATE;
     END IF;
-    v_start := v_end + 1;
   END LOOP;
 
   -- The answers and the writes of every account at once (the rows locked and decided
