@@ -159,7 +159,13 @@ describe('API key service and verifier on PGlite (KEY-1, KEY-2, ACC-2, ACC-3)', 
     }
     expect(counting.statements()).toBe(0);
     expect(await counted.verify(issued.secret)).toBeDefined();
-    expect(counting.statements()).toBeGreaterThan(0);
+    const afterFirst = counting.statements();
+    expect(afterFirst).toBeGreaterThan(0);
+    // Cached now: the same key is answered without the database, a key one character away is not the cached one.
+    expect(await counted.verify(issued.secret)).toEqual({ accountId: accountA, keyId: issued.key.id });
+    expect(counting.statements()).toBe(afterFirst);
+    expect(await counted.verify(tampered)).toBeUndefined();
+    expect(await counted.verify(issued.secret.replace(accountA, accountB))).toBeUndefined();
     await counted.close();
   });
 

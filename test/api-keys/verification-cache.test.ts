@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { VerificationCache, type CachedVerification } from '../../src/modules/api-keys/verification-cache.js';
 
 function entry(keyId: string): CachedVerification {
-  return { keyId, accountId: 'acct_a', hash: Buffer.alloc(32, 1), expiresAtMs: null, lastUsedAtMs: null };
+  return { keyId, accountId: 'acct_a', expiresAtMs: null, lastUsedAtMs: null };
 }
 
 describe('VerificationCache', () => {

@@ -2,8 +2,6 @@
 export interface CachedVerification {
   readonly keyId: string;
   readonly accountId: string;
-  /** The stored HMAC, compared again in constant time on every hit. */
-  readonly hash: Buffer;
   /** The key's own expiry (rotation overlap), epoch milliseconds; null when it has none. */
   readonly expiresAtMs: number | null;
   /** When this instance last recorded use of the key (or read it from the row), epoch milliseconds. */
@@ -16,7 +14,8 @@ interface Slot {
 }
 
 /**
- * A bounded LRU of verified keys, keyed by the key's HMAC (hex), with a time to live.
+ * A bounded LRU of verified keys, keyed by a digest of the presented key (ApiKeyVerifier's
+ * `cacheDigest`), with a time to live.
  *
  * Revocation freshness rests on the epoch: every invalidation (one key, or everything)
  * increments it, and a database look-up may only store its answer if the epoch has not
@@ -26,7 +25,7 @@ interface Slot {
  */
 export class VerificationCache {
   private readonly slots = new Map<string, Slot>();
-  private readonly hashByKeyId = new Map<string, string>();
+  private readonly digestByKeyId = new Map<string, string>();
   private currentEpoch = 0;
 
   constructor(
@@ -44,25 +43,25 @@ export class VerificationCache {
     return this.slots.size;
   }
 
-  get(hashHex: string, nowMs: number): CachedVerification | undefined {
-    const slot = this.slots.get(hashHex);
+  get(digest: string, nowMs: number): CachedVerification | undefined {
+    const slot = this.slots.get(digest);
     if (!slot) return undefined;
     if (nowMs - slot.storedAtMs >= this.ttlMs || nowMs < slot.storedAtMs) {
-      this.remove(hashHex, slot.value.keyId);
+      this.remove(digest, slot.value.keyId);
       return undefined;
     }
     // Most recently used goes to the end of the Map's insertion order.
-    this.slots.delete(hashHex);
-    this.slots.set(hashHex, slot);
+    this.slots.delete(digest);
+    this.slots.set(digest, slot);
     return slot.value;
   }
 
   /** Stores a verification read at `epochAtLookup`; refused (false) if anything was invalidated since. */
-  set(hashHex: string, value: CachedVerification, nowMs: number, epochAtLookup: number): boolean {
+  set(digest: string, value: CachedVerification, nowMs: number, epochAtLookup: number): boolean {
     if (epochAtLookup !== this.currentEpoch) return false;
-    this.slots.delete(hashHex);
-    this.slots.set(hashHex, { value, storedAtMs: nowMs });
-    this.hashByKeyId.set(value.keyId, hashHex);
+    this.slots.delete(digest);
+    this.slots.set(digest, { value, storedAtMs: nowMs });
+    this.digestByKeyId.set(value.keyId, digest);
     while (this.slots.size > this.maxEntries) {
       const oldest = this.slots.entries().next().value;
       if (!oldest) break;
@@ -71,27 +70,27 @@ export class VerificationCache {
     return true;
   }
 
-  delete(hashHex: string): void {
-    const slot = this.slots.get(hashHex);
-    if (slot) this.remove(hashHex, slot.value.keyId);
+  delete(digest: string): void {
+    const slot = this.slots.get(digest);
+    if (slot) this.remove(digest, slot.value.keyId);
   }
 
   /** A key was revoked or re-dated somewhere. */
   invalidateKey(keyId: string): void {
     this.currentEpoch += 1;
-    const hashHex = this.hashByKeyId.get(keyId);
-    if (hashHex !== undefined) this.remove(hashHex, keyId);
+    const digest = this.digestByKeyId.get(keyId);
+    if (digest !== undefined) this.remove(digest, keyId);
   }
 
   /** Invalidations may have been missed (the listener dropped): forget everything. */
   clear(): void {
     this.currentEpoch += 1;
     this.slots.clear();
-    this.hashByKeyId.clear();
+    this.digestByKeyId.clear();
   }
 
-  private remove(hashHex: string, keyId: string): void {
-    this.slots.delete(hashHex);
-    if (this.hashByKeyId.get(keyId) === hashHex) this.hashByKeyId.delete(keyId);
+  private remove(digest: string, keyId: string): void {
+    this.slots.delete(digest);
+    if (this.digestByKeyId.get(keyId) === digest) this.digestByKeyId.delete(keyId);
   }
 }
