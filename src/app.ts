@@ -188,6 +188,7 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   await app.register(planRoutes, { catalogue: deps.plans, database: deps.database, clock: deps.clock });
   // RL-5: keys and services on machine routes are limited per account by the plan; people per user.
   const machineLimit = machineRateLimit(deps.rateLimiting.limiter, {
+    cachedRequestsPerMinute: (accountId) => deps.cachedPlanOf(accountId)?.requestsPerMinute,
     planRequestsPerMinute: async (accountId) => {
       const account = await deps.accounts.get(accountId);
       const plan = await deps.plans.planFor(account ? effectivePlanId(account, deps.exemptions) : 'FREE');

@@ -23,6 +23,7 @@ import { PostgresRevocationFeed } from './modules/api-keys/revocation-feed.js';
 import { ACCOUNT_CHANNEL, AccountSnapshots } from './modules/accounts/account-snapshots.js';
 import { createPlanCatalogue } from './modules/plans/plans.module.js';
 import type { PlanCatalogue } from './modules/plans/plan-catalogue.js';
+import type { Plan } from './modules/plans/plan-features.js';
 import { seedCatalogue } from './modules/plans/seed.js';
 import { effectivePlanId, Exemptions } from './modules/plans/exemptions.js';
 import { EntitlementsService } from './modules/entitlements/entitlements.service.js';
@@ -85,6 +86,11 @@ export interface Dependencies {
   readonly plans: PlanCatalogue;
   readonly exemptions: Exemptions;
   readonly entitlements: EntitlementsService;
+  /**
+   * An account's effective plan when both its snapshot and the catalogue are cached right
+   * now (no promise on the hot paths), else undefined: then ask `accounts` and `plans`.
+   */
+  readonly cachedPlanOf: (accountId: string) => Plan | undefined;
   readonly credits: CreditsService;
   /** credits.low (OUT-1) after balances move; close() before the database closes. */
   readonly creditsLow: CreditsLowWatcher;
@@ -269,6 +275,10 @@ export async function createDependencies(config: Config, overrides: DependencyOv
         })
       : undefined,
   );
+  const cachedPlanOf = (accountId: string): Plan | undefined => {
+    const account = accounts.peek(accountId);
+    return account ? plans.cachedPlanFor(effectivePlanId(account, exemptions)) : undefined;
+  };
   const entitlements = new EntitlementsService({
     database,
     clock,
@@ -277,6 +287,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
       const account = await accounts.get(accountId);
       return account ? effectivePlanId(account, exemptions) : 'FREE';
     },
+    cachedPlanOf,
   });
   const apiKeyModule = createApiKeysModule({ config, database, clock, logger: logger.child({ component: 'api-keys' }) });
   const stripe = overrides.stripe ?? createStripeGateway(stripeConfig);
@@ -359,6 +370,7 @@ export async function createDependencies(config: Config, overrides: DependencyOv
     plans,
     exemptions,
     entitlements,
+    cachedPlanOf,
     credits,
     creditsLow,
     licenseKey,

@@ -70,4 +70,51 @@ describeWithPostgres('account snapshots across instances', () => {
     await asSystem(first.deps.database, (tx) => tx.query(`UPDATE subscriptions SET cancel_at_period_end = true WHERE id = 'sub_cachetest'`));
     await expect.poll(async () => (await subscriptionOnSecond())?.cancelAtPeriodEnd, { timeout: 1_000, interval: 50 }).toBe(true);
   });
+  it('answers checks from the cached account and catalogue without a promise, and still follows plan, catalogue and status changes on the other instance within 1 s', async () => {
+    const admin = { authorization: `Bearer ${first.config.secrets.adminApiToken}` };
+    const created = await first.app.inject({ method: 'POST', url: '/api/admin/accounts', headers: admin, payload: { name: 'Checked Co' } });
+    const accountId = created.json().account.id as string;
+    const issued = await first.app.inject({ method: 'POST', url: `/api/admin/accounts/${accountId}/keys`, headers: admin, payload: { label: 'k' } });
+    const key = { 'x-api-key': issued.json().secret as string };
+    const check = () => second.app.inject({ method: 'POST', url: '/api/entitlements/check', headers: key, payload: { feature: 'api_calls_per_day' } });
+    const limitOnSecond = async () => (await check()).json().limit as number | null;
+
+    // Warm instance 2: the account snapshot and the catalogue are then both cached, so the
+    // check and the machine rate limit take the plan without going to the database.
+    await expect.poll(async () => (await check()).statusCode).toBe(200);
+    await check();
+    expect(second.deps.cachedPlanOf(accountId)?.id).toBe('FREE');
+    const limitIn = async (planId: string) => {
+      const feature = (await first.deps.plans.planFor(planId)).features.api_calls_per_day;
+      return feature && 'limit' in feature ? feature.limit : undefined;
+    };
+    const freeLimit = await limitIn('FREE');
+    expect(await limitOnSecond()).toBe(freeLimit);
+
+    // The account moves to PRO on instance 1.
+    const moved = await first.app.inject({ method: 'PATCH', url: `/api/admin/accounts/${accountId}`, headers: admin, payload: { plan: 'PRO' } });
+    expect(moved.statusCode, moved.body).toBe(200);
+    const proLimit = await limitIn('PRO');
+    expect(proLimit).not.toBe(freeLimit);
+    await expect.poll(limitOnSecond, { timeout: 1_000, interval: 50 }).toBe(proLimit);
+    expect(second.deps.cachedPlanOf(accountId)?.id).toBe('PRO');
+
+    // The PRO plan's limit is edited on instance 1.
+    const edited = await first.app.inject({
+      method: 'PUT',
+      url: '/api/admin/plans/PRO',
+      headers: admin,
+      payload: { features: { api_calls_per_day: { kind: 'metered', period: 'day', limit: 777 } } },
+    });
+    expect(edited.statusCode, edited.body).toBe(200);
+    await expect.poll(limitOnSecond, { timeout: 1_000, interval: 50 }).toBe(777);
+
+    // And the account is suspended on instance 1.
+    const suspended = await first.app.inject({ method: 'PATCH', url: `/api/admin/accounts/${accountId}`, headers: admin, payload: { status: 'suspended' } });
+    expect(suspended.statusCode, suspended.body).toBe(200);
+    await expect.poll(async () => (await check()).statusCode, { timeout: 1_000, interval: 50 }).toBe(403);
+    // Refused from the cache too: the snapshot read after the announcement holds the new status.
+    expect(second.deps.accounts.peek(accountId)?.status).toBe('suspended');
+    expect((await check()).statusCode).toBe(403);
+  });
 });

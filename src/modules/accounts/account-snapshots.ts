@@ -43,6 +43,16 @@ export class AccountSnapshots {
     feed?.start({ onKeyChanged: (accountId) => this.invalidate(accountId), onReset: () => this.clear() });
   }
 
+  /**
+   * The cached snapshot if `get` would answer from the cache right now, else undefined
+   * (nothing cached, too old, or the feed not live). Lets hot paths skip a promise.
+   */
+  peek(accountId: string): AccountSnapshot | undefined {
+    if (!(this.feed?.isLive() ?? false)) return undefined;
+    const entry = this.entries.get(accountId);
+    return entry && performance.now() - entry.storedAtMs < this.ttlMs ? entry.snapshot : undefined;
+  }
+
   async get(accountId: string): Promise<AccountSnapshot | undefined> {
     const live = this.feed?.isLive() ?? false;
     const now = performance.now();

@@ -181,7 +181,7 @@ async function resolveUser(token: string, via: 'cookie' | 'bearer', options: Aut
 async function resolveApiKey(presented: string, options: AuthenticationOptions): Promise<Principal> {
   const verified = options.apiKeys ? await options.apiKeys.verify(presented) : undefined;
   if (!verified) fail('api_key', 'UNAUTHENTICATED', 'Invalid API key');
-  const status = (await options.accounts.get(verified.accountId))?.status;
+  const status = (options.accounts.peek(verified.accountId) ?? (await options.accounts.get(verified.accountId)))?.status;
   if (status === undefined || status === 'deleted') fail('api_key', 'UNAUTHENTICATED', 'Invalid API key', verified.accountId);
   if (status === 'suspended') fail('api_key', 'ACCOUNT_SUSPENDED', 'This account is suspended', verified.accountId);
   return { kind: 'apiKey', accountId: verified.accountId, keyId: verified.keyId };

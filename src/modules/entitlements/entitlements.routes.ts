@@ -9,16 +9,24 @@ export const CheckBody = Type.Object({
   track: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
   idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
 });
-const NullableInteger = Type.Union([Type.Integer(), Type.Null()]);
+// Nullable fields as JSON Schema type lists rather than unions: the response serializer
+// writes a type list with typeof checks, while a union (anyOf) makes it run a schema
+// validator per branch on every answer of this hot route.
+function nullableInteger(description?: string) {
+  return Type.Unsafe<number | null>({ type: ['integer', 'null'], ...(description ? { description } : {}) });
+}
+const FEATURE_KINDS = ['boolean', 'static', 'metered', 'concurrency'] as const;
 export const EntitlementAnswerSchema = Type.Object({
   allowed: Type.Boolean(),
   feature: Type.String(),
-  kind: Type.Union([Type.Literal('boolean'), Type.Literal('static'), Type.Literal('metered'), Type.Literal('concurrency'), Type.Null()], {
+  kind: Type.Unsafe<(typeof FEATURE_KINDS)[number] | null>({
+    type: ['string', 'null'],
+    enum: [...FEATURE_KINDS, null],
     description: 'null for a feature the plan does not know (denied)',
   }),
-  limit: Type.Union([Type.Integer(), Type.Null()], { description: 'null means unlimited' }),
+  limit: nullableInteger('null means unlimited'),
   used: Type.Integer(),
-  remaining: NullableInteger,
+  remaining: nullableInteger(),
   resetsAt: Type.Optional(Type.String({ format: 'date-time', description: 'Metered features: when the period ends (UTC)' })),
 });
 const LeaseBody = Type.Object({

@@ -4,7 +4,7 @@ import type { Clock } from '../../platform/clock.js';
 import { forAccount } from '../../platform/database/access.js';
 import type { Database, Queryable } from '../../platform/database/database.js';
 import { newId } from '../../platform/ids.js';
-import type { Feature, FeatureKind, PlanCataloguePort } from '../plans/plan-features.js';
+import type { Feature, FeatureKind, Plan, PlanCataloguePort } from '../plans/plan-features.js';
 import { MicroBatcher } from '../../platform/batching/micro-batcher.js';
 import { periodOf, STATIC_PERIOD_START } from './periods.js';
 
@@ -31,6 +31,8 @@ export interface EntitlementsOptions {
   readonly catalogue: PlanCataloguePort;
   /** The plan an account is on, as the catalogue knows it (exempt accounts get theirs). */
   readonly planIdOf: (accountId: string) => Promise<string>;
+  /** The account's plan when it is cached right now (no promise), else undefined; optional. */
+  readonly cachedPlanOf?: (accountId: string) => Plan | undefined;
 }
 
 export const DEFAULT_LEASE_TTL_SECONDS = 300;
@@ -117,7 +119,8 @@ export class EntitlementsService {
   }
 
   async check(accountId: string, input: { feature: string; track?: number; idempotencyKey?: string }): Promise<EntitlementAnswer> {
-    const feature = await this.featureOf(accountId, input.feature);
+    const cachedPlan = this.options.cachedPlanOf?.(accountId);
+    const feature = cachedPlan ? cachedPlan.features[input.feature] : await this.featureOf(accountId, input.feature);
     const now = this.options.clock.now();
     const idempotent = input.idempotencyKey !== undefined && input.track !== undefined;
     // The hot path needs no transaction: a counted feature is one statement (one round

@@ -55,6 +55,11 @@ export interface PlanCatalogueOptions {
  * kept. With a LocalRevocationFeed (PGlite: one process) the writers in this module call
  * `invalidate()` after committing. Without a feed nothing is cached.
  */
+/** `planId`'s plan in a catalogue; an unknown id gives FREE (TIER-2), and a missing FREE a plan granting nothing. */
+function planIn({ byId }: CatalogueSnapshot, planId: string): Plan {
+  return byId.get(planId) ?? byId.get(FALLBACK_PLAN_ID) ?? EMPTY_FREE_PLAN;
+}
+
 export class PlanCatalogue implements PlanCataloguePort, JobPricingPort {
   private cached: { snapshot: CatalogueSnapshot; storedAtMs: number } | undefined;
   private loading: { promise: Promise<CatalogueSnapshot>; epoch: number } | undefined;
@@ -74,8 +79,16 @@ export class PlanCatalogue implements PlanCataloguePort, JobPricingPort {
 
   /** The plan for `planId`; an unknown id gives FREE (TIER-2), and a missing FREE a plan granting nothing. */
   async planFor(planId: string): Promise<Plan> {
-    const { byId } = await this.snapshot();
-    return byId.get(planId) ?? byId.get(FALLBACK_PLAN_ID) ?? EMPTY_FREE_PLAN;
+    return planIn(await this.snapshot(), planId);
+  }
+
+  /**
+   * What `planFor` would answer, if it can answer from the cache right now (feed live,
+   * catalogue fresh); undefined otherwise. Lets hot paths skip a promise.
+   */
+  cachedPlanFor(planId: string): Plan | undefined {
+    if (!this.cached || !(this.feed?.isLive() ?? false) || performance.now() - this.cached.storedAtMs >= this.ttlMs) return undefined;
+    return planIn(this.cached.snapshot, planId);
   }
 
   /** The plan for `planId` if it exists, without the FREE fallback (operator views). */

@@ -129,6 +129,8 @@ export type PlanRequestsPerMinute = (accountId: string) => Promise<number | null
 
 export interface MachineRateLimitOptions {
   readonly planRequestsPerMinute: PlanRequestsPerMinute;
+  /** The same answer when it is cached right now (no promise), else undefined; optional. */
+  readonly cachedRequestsPerMinute?: (accountId: string) => number | null | undefined;
   /** The per-user policy for people (user principals) on this route, e.g. 'entitlements.user'. */
   readonly userPolicy?: RateLimitPolicyName;
 }
@@ -148,7 +150,9 @@ export function machineRateLimit(limiter: RateLimiter, options: MachineRateLimit
       if (options.userPolicy) await enforceRateLimit(limiter, request, reply, options.userPolicy, `user:${principal.userId}`);
       return;
     }
-    const limit = await options.planRequestsPerMinute(principal.accountId);
+    // null (unlimited) is an answer; only undefined means "not cached".
+    const cached = options.cachedRequestsPerMinute?.(principal.accountId);
+    const limit = cached !== undefined ? cached : await options.planRequestsPerMinute(principal.accountId);
     if (limit === null) return;
     const rule = machineRule(limit);
     await enforceRateLimit(limiter, request, reply, rule, `account:${principal.accountId}`);
