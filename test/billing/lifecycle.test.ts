@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BulwarkClient } from '../../sdk/src/index.js';
 import { asSystem } from '../../src/platform/database/access.js';
-import { auditEvents, countRows } from '../webhooks/helpers.js';
+import { auditEvents, countRows, inboxRow } from '../webhooks/helpers.js';
 import {
   accountRow,
   advance,
@@ -102,7 +102,8 @@ describe('renewal, failed payments, grace and Stripe giving up (PAY-5, PAY-6)', 
     expect(await subscriptionOf(harness, person)).toMatchObject({ status: 'past_due' });
     expect(await planOf(harness, person)).toBe('FREE');
 
-    // Past Stripe's last retry (day 14): canceled, FREE, with the cancellation queued.
+    // Past Stripe's last retry (day 14): canceled, FREE, with the cancellation queued. (The plan
+    // was already FREE from the 7-day grace; the next describe has a grace longer than the retries.)
     await advance(harness, 6 * DAY);
     expect(await subscriptionOf(harness, person)).toMatchObject({ status: 'canceled' });
     expect(await planOf(harness, person)).toBe('FREE');
@@ -113,6 +114,82 @@ describe('renewal, failed payments, grace and Stripe giving up (PAY-5, PAY-6)', 
     expect(await accountRow(database(), person.accountId)).toMatchObject({ status: 'active', plan: 'FREE' });
     const planChanges = (await auditEvents(database(), 'account.updated')).filter((entry) => entry.account_id === person.accountId);
     expect(planChanges.map((entry) => (entry.metadata.changes as { plan: { to: string } }).plan.to)).toEqual(['PRO', 'FREE']);
+  });
+});
+
+describe('a grace period longer than Stripe\'s retries (PAST_DUE_GRACE_DAYS=30, PAY-6)', () => {
+  // Its own app: the grace is read from the environment at start, like the service's.
+  let longGrace: BillingHarness;
+  beforeAll(async () => {
+    longGrace = await startBillingHarness({ BILLING_TRIAL_DAYS: 'PRO=0', PAST_DUE_GRACE_DAYS: '30' });
+  });
+  afterAll(async () => {
+    await longGrace?.close();
+  });
+
+  it('keeps PRO while Stripe retries (well past 7 days), and only Stripe giving up after its last retry moves the account to FREE', async () => {
+    expect(longGrace.testApp.config.billing.pastDueGraceDays).toBe(30);
+    const db = longGrace.testApp.deps.database;
+    const person = await newPerson(longGrace, 'longgrace');
+    const { customerId, subscriptionId } = await subscribe(longGrace, person, { plan: 'PRO' });
+    const swapped = await call(longGrace, 'POST', `/sandbox/customers/${customerId}/payment-method`, { body: { card: CARD_FAILS } });
+    expect(swapped.status, JSON.stringify(swapped.body)).toBe(200);
+    await settle(longGrace);
+
+    // The first renewal fails: past_due, and the grace announced is the configured 30 days.
+    await advance(longGrace, 31 * DAY);
+    expect(await subscriptionOf(longGrace, person)).toMatchObject({ status: 'past_due', plan: 'PRO' });
+    const { rows } = await asSystem(db, (tx) => tx.query<{ past_due_since: Date }>('SELECT past_due_since FROM subscriptions WHERE id = $1', [subscriptionId]));
+    const pastDueSince = rows[0]?.past_due_since as Date;
+    expect(pastDueSince).toBeInstanceOf(Date);
+    const pastDue = (await notificationsOf(db, person.accountId)).filter((n) => n.type === 'subscription.past_due');
+    expect(pastDue).toHaveLength(1);
+    expect(pastDue[0]?.data.graceEndsAt).toBe(new Date(pastDueSince.getTime() + 30 * DAY * 1000).toISOString());
+    expect(await planOf(longGrace, person)).toBe('PRO');
+
+    // Day 10 (retries on days 1, 3, 5, 7 and 9 failed, each with its webhook): a 7-day grace
+    // would be over; this one is not.
+    await advance(longGrace, 10 * DAY);
+    expect(await subscriptionOf(longGrace, person)).toMatchObject({ status: 'past_due', plan: 'PRO' });
+    expect(await planOf(longGrace, person)).toBe('PRO');
+
+    // Day 13 (the retry on day 11 failed too): Stripe has one try left, still PRO.
+    await advance(longGrace, 3 * DAY);
+    expect(await subscriptionOf(longGrace, person)).toMatchObject({ status: 'past_due', plan: 'PRO' });
+    expect(await planOf(longGrace, person)).toBe('PRO');
+    expect(await accountRow(db, person.accountId)).toMatchObject({ plan: 'PRO' });
+    expect((await notificationsOf(db, person.accountId)).filter((n) => n.type === 'payment.failed').length).toBeGreaterThanOrEqual(7);
+
+    // Day 15: the last retry (day 14) failed and Stripe canceled the subscription, 16 days inside
+    // the grace. Its webhooks held back for a moment: Stripe has given up, but until we hear it
+    // the account keeps PRO (nothing else ends this grace yet).
+    longGrace.sandbox.setWebhookUrl(undefined);
+    try {
+      const moved = await call(longGrace, 'POST', '/sandbox/clock/advance', { body: { seconds: 2 * DAY } });
+      expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+      const atStripe = await longGrace.testApp.deps.stripe.retrieveSubscription(subscriptionId);
+      expect(atStripe).toMatchObject({ status: 'canceled', cancellation_details: { reason: 'payment_failed' } });
+      expect(await planOf(longGrace, person)).toBe('PRO');
+    } finally {
+      longGrace.sandbox.setWebhookUrl(`${longGrace.url}/api/webhooks/stripe`);
+    }
+    // The webhooks arrive: FREE, with the subscription's status.
+    await settle(longGrace);
+    expect(await subscriptionOf(longGrace, person)).toMatchObject({ id: subscriptionId, status: 'canceled', plan: 'PRO' });
+    expect(await planOf(longGrace, person)).toBe('FREE');
+    const canceled = (await notificationsOf(db, person.accountId)).filter((n) => n.type === 'subscription.canceled');
+    expect(canceled).toHaveLength(1);
+    expect(canceled[0]).toMatchObject({ emails: ['subscription_canceled'], data: { reason: 'payment_failed', status: 'canceled' } });
+    // The move to FREE came from a Stripe webhook (not the grace job), while the grace still had 16 days to run.
+    const planChanges = (await auditEvents(db, 'account.updated')).filter((entry) => entry.account_id === person.accountId);
+    expect(planChanges.map((entry) => (entry.metadata.changes as { plan: { to: string } }).plan.to)).toEqual(['PRO', 'FREE']);
+    const downgrade = planChanges[1]?.metadata as { via: string; subscriptionId: string; eventId: string };
+    expect(downgrade).toMatchObject({ via: 'stripe' });
+    expect(downgrade.subscriptionId).toBe(subscriptionId);
+    // The last attempt's invoice.payment_failed (its handler re-reads the subscription, canceled by then) or the subscription's deletion.
+    expect(await inboxRow(db, downgrade.eventId)).toMatchObject({ status: 'processed', account_id: person.accountId, type: expect.stringMatching(/^(invoice\.payment_failed|customer\.subscription\.deleted)$/) });
+    expect(longGrace.sandbox.core.globalNow() * 1000).toBeLessThan(pastDueSince.getTime() + 30 * DAY * 1000);
+    expect(await accountRow(db, person.accountId)).toMatchObject({ status: 'active', plan: 'FREE' });
   });
 });
 
