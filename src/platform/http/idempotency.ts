@@ -100,15 +100,38 @@ export class IdempotencyLayer {
     this.leaseMs = (options.leaseSeconds ?? 5 * 60) * 1000;
   }
 
-  /** The route-level preHandler, run after authentication and body validation. */
-  readonly preHandler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+  /**
+   * The route-level preHandler, run after authentication and body validation. A callback
+   * hook, so that a request without the header (most of them) passes synchronously.
+   */
+  readonly preHandler = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void => {
+    if (request.headers[IDEMPOTENCY_HEADER] === undefined) {
+      done();
+      return;
+    }
+    // A replayed answer has been sent: then the request goes no further.
+    this.claim(request, reply).then((sent) => (sent ? undefined : done()), done);
+  };
+
+  /** The route-level onSend: keeps the answer of a claimed key, or releases the key after a 5xx or 429. */
+  readonly onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: Error | null, payload?: unknown) => void): void => {
+    const claim = request.idempotencyClaim;
+    if (!claim) {
+      done(null, payload);
+      return;
+    }
+    request.idempotencyClaim = undefined;
+    void this.keep(claim, request, reply, payload).then(() => done(null, payload));
+  };
+
+  /** Claims the key, or replays its answer (true: sent), or throws the conflict. */
+  private async claim(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const header = request.headers[IDEMPOTENCY_HEADER];
-    if (header === undefined) return undefined;
     if (typeof header !== 'string' || !KEY_PATTERN.test(header)) {
       throw validationError([{ field: 'Idempotency-Key', message: 'must be one header of 1-255 visible ASCII characters' }]);
     }
     const principal = request.principal;
-    if (!principal) return undefined;
+    if (!principal) return false;
     const scope = scopeOf(principal);
     const route = request.routeOptions.url ?? request.url;
     const hash = requestHash(request.method, route, request.params, request.query, request.body);
@@ -134,7 +157,7 @@ export class IdempotencyLayer {
     });
     if (claimed === undefined) {
       request.idempotencyClaim = { scope, key: header };
-      return undefined;
+      return false;
     }
     if (claimed === null) throw new AppError('CONFLICT', 'A request with this Idempotency-Key is still being processed; retry later');
     if (claimed.request_hash !== hash || claimed.method !== request.method || claimed.route !== route) {
@@ -145,14 +168,12 @@ export class IdempotencyLayer {
     }
     reply.code(claimed.response_status).header('idempotent-replayed', 'true');
     if (claimed.response_type) reply.type(claimed.response_type);
-    return reply.send(claimed.response_body ?? '');
-  };
+    void reply.send(claimed.response_body ?? '');
+    return true;
+  }
 
-  /** The route-level onSend: keeps the answer of a claimed key, or releases the key after a 5xx or 429. */
-  readonly onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
-    const claim = request.idempotencyClaim;
-    if (!claim) return payload;
-    request.idempotencyClaim = undefined;
+  /** Stores the answer for the claim (or releases it); never throws: the answer goes out regardless. */
+  private async keep(claim: { readonly scope: string; readonly key: string }, request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
     const status = reply.statusCode;
     const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
     try {
@@ -172,8 +193,7 @@ export class IdempotencyLayer {
       // The answer itself still goes out; the key stays claimed until its lease ends.
       this.options.logger.error({ err: error, route: request.routeOptions.url }, 'could not store the idempotent answer');
     }
-    return payload;
-  };
+  }
 
   /** Adds the layer's hooks to a route it covers (from the app's onRoute hook). */
   attach(route: RouteOptions): void {
