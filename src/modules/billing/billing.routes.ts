@@ -95,7 +95,8 @@ export async function billingRoutes(app: FastifyInstance, options: BillingRouteO
         response: { 200: CheckoutResponse },
       },
     },
-    async (request) => service.createCheckout(actorFrom(request), request.body),
+    // The Idempotency-Key layer has claimed the header's key by now (it runs before the handler).
+    async (request) => service.createCheckout(actorFrom(request), request.body, request.idempotencyClaim?.key),
   );
 
   app.post(

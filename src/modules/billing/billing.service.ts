@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type Stripe from 'stripe';
 import { AppError, validationError } from '../../errors/app-error.js';
 import type { Clock } from '../../platform/clock.js';
@@ -111,7 +111,7 @@ export class BillingService {
    * mode), for the caller's own account and its one Stripe customer. OWN-1: owner and test
    * accounts are refused before any call to Stripe.
    */
-  async createCheckout(actor: BillingActor, request: CheckoutRequest): Promise<{ url: string; sessionId: string }> {
+  async createCheckout(actor: BillingActor, request: CheckoutRequest, idempotencyKey?: string): Promise<{ url: string; sessionId: string }> {
     const hasPlan = request.plan !== undefined;
     const hasPack = request.creditPack !== undefined;
     if (hasPlan && hasPack) throw validationError([{ field: 'plan', message: 'give either plan or creditPack, not both' }]);
@@ -130,7 +130,13 @@ export class BillingService {
       throw new AppError('CONFLICT', 'The account has a subscription already; change its plan with POST /api/billing/change-plan');
     }
     const customerId = await this.ensureCustomer(actor.accountId, history.email);
-    const operationId = `${actor.accountId}.${randomBytes(12).toString('base64url')}`;
+    // PAY-9: with the request's Idempotency-Key the operation is that request, whatever
+    // happens to its first attempt (a retry after our answer was lost, or after this process
+    // died before keeping it, gets the same session from Stripe); without one every request
+    // is an operation of its own.
+    const operationId = `${actor.accountId}.${
+      idempotencyKey === undefined ? randomBytes(12).toString('base64url') : `k${createHash('sha256').update(idempotencyKey).digest('base64url').slice(0, 32)}`
+    }`;
     const common = {
       customer: customerId,
       client_reference_id: actor.accountId,
