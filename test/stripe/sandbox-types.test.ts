@@ -76,5 +76,5 @@ describe('sandbox objects and the stripe types', () => {
     expect(missing.join('\n')).toMatch(/Property 'invoice_settings' is missing in type .* but required in type 'Customer'/);
     expect(missing.join('\n')).toMatch(/Property 'payment_status' is missing in type .* but required in type 'Session'/);
     expect(missing.join('\n')).toMatch(/Property 'current_period_end' is missing in type .* but required in type 'SubscriptionItem'/);
-  });
+  }, 180_000); // two full typechecks of the sandbox: 15 s alone, much longer beside the parallel suite
 });
