@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhook } from '../../sdk/src/webhooks.js';
 import { MAX_DELIVERY_ATTEMPTS, RETRY_WINDOW_MS } from '../../src/modules/notifications/backoff.js';
 import { NotificationService } from '../../src/modules/notifications/notifications.service.js';
+import { signWebhook } from '../../src/modules/notifications/signing.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
@@ -102,21 +104,65 @@ describe('outgoing webhooks (OUT-1)', () => {
     expect(hooks.received).toHaveLength(1);
     const { headers, body } = hooks.received[0]!;
     const now = clock.now();
-    expect(await verifyWebhook(secret, headers, body, { now })).toBe(true);
+    // Every case below differs from this passing baseline (same secret, headers, body, now) in one part only.
+    const check = (overrides: { secret?: string; headers?: Record<string, string | undefined>; body?: string; now?: Date } = {}) =>
+      verifyWebhook(overrides.secret ?? secret, { ...headers, ...overrides.headers }, overrides.body ?? body, { now: overrides.now ?? now });
+    expect(await check(), 'baseline').toBe(true);
 
     const signature = String(headers['webhook-signature']);
     const flipped = `v1,${Buffer.from(Buffer.from(signature.slice(3), 'base64').map((byte, index) => (index === 0 ? byte ^ 1 : byte))).toString('base64')}`;
-    expect(await verifyWebhook(secret, headers, body.replace('1999', '1')), 'body').toBe(false);
-    expect(await verifyWebhook(secret, { ...headers, 'webhook-signature': flipped }, body, { now }), 'signature').toBe(false);
-    expect(await verifyWebhook(secret, { ...headers, 'webhook-signature': 'v1,not base64!' }, body, { now }), 'garbage').toBe(false);
-    expect(await verifyWebhook(secret, { ...headers, 'webhook-signature': undefined }, body, { now }), 'missing').toBe(false);
+    const tamperedBody = body.replace('1999', '1');
+    expect(tamperedBody).not.toBe(body);
+    expect(await check({ body: tamperedBody }), 'body').toBe(false);
+    expect(await check({ body: `${body} ` }), 'body with a trailing space').toBe(false);
+    expect(await check({ headers: { 'webhook-signature': flipped } }), 'signature').toBe(false);
+    expect(await check({ headers: { 'webhook-signature': 'v1,not base64!' } }), 'garbage').toBe(false);
+    expect(await check({ headers: { 'webhook-signature': undefined } }), 'missing').toBe(false);
+    expect(await check({ headers: { 'webhook-signature': signature.replace(/^v1,/, 'v2,') } }), 'another version').toBe(false);
     const timestamp = Number(headers['webhook-timestamp']);
-    expect(await verifyWebhook(secret, { ...headers, 'webhook-timestamp': String(timestamp + 1) }, body, { now }), 'timestamp').toBe(false);
-    expect(await verifyWebhook(secret, { ...headers, 'webhook-id': 'ntf_other' }, body, { now }), 'id').toBe(false);
-    expect(await verifyWebhook(secret, headers, body, { now: new Date(now.getTime() + 301_000) }), 'stale').toBe(false);
-    expect(await verifyWebhook(otherSecret, headers, body, { now }), 'other secret').toBe(false);
+    expect(await check({ headers: { 'webhook-timestamp': String(timestamp + 1) } }), 'timestamp').toBe(false);
+    expect(await check({ headers: { 'webhook-id': 'ntf_other' } }), 'id').toBe(false);
+    // The tolerance is 5 minutes either way: just inside it passes, just outside it does not.
+    expect(await check({ now: new Date(now.getTime() + 299_000) }), 'within the tolerance').toBe(true);
+    expect(await check({ now: new Date(now.getTime() + 301_000) }), 'stale').toBe(false);
+    expect(await check({ now: new Date(now.getTime() - 301_000) }), 'from the future').toBe(false);
+    expect(await check({ secret: otherSecret }), 'other secret').toBe(false);
     // A second signature in the list (a secret being changed) is accepted if one matches.
-    expect(await verifyWebhook(secret, { ...headers, 'webhook-signature': `${flipped} ${signature}` }, body, { now })).toBe(true);
+    expect(await check({ headers: { 'webhook-signature': `${flipped} ${signature}` } }), 'one of two').toBe(true);
+    expect(await check({ headers: { 'webhook-signature': `${flipped} ${flipped}` } }), 'none of two').toBe(false);
+  });
+
+  it('signs the Standard Webhooks way: the signature recomputed by hand matches the one sent, and the spec\'s test vector', async () => {
+    const hooks = await receiver([200]);
+    const { secret } = await createEndpoint(testApp, { url: hooks.url, eventTypes: ['credits.low'] });
+    const notificationId = await emitCommitted(testApp, { type: 'credits.low', accountId: null, data: { balance: 3, threshold: 10 } });
+    await testApp.deps.notifications.deliverDue();
+    expect(hooks.received).toHaveLength(1);
+    const { headers, body } = hooks.received[0]!;
+    expect(headers['webhook-id']).toBe(notificationId);
+    expect(headers['webhook-timestamp']).toBe(String(Math.floor(clock.now().getTime() / 1000)));
+    // base64(HMAC-SHA256(key, `${id}.${timestamp}.${body}`)), the key being the base64-decoded part after whsec_.
+    const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+    expect(key).toHaveLength(32);
+    const signed = `${String(headers['webhook-id'])}.${String(headers['webhook-timestamp'])}.${body}`;
+    const byHand = `v1,${createHmac('sha256', key).update(signed).digest('base64')}`;
+    expect(headers['webhook-signature']).toBe(byHand);
+    // Not keyed with the secret's text (a common mistake the scheme rules out).
+    expect(headers['webhook-signature']).not.toBe(`v1,${createHmac('sha256', secret).update(signed).digest('base64')}`);
+
+    // The test vector of the Standard Webhooks reference libraries: the signer and the documented verification agree with it.
+    const vector = {
+      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      id: 'msg_p5jXN8AQM9LWM0D4loKWxJek',
+      timestamp: 1614265330,
+      body: '{"test": 2432232314}',
+      signature: 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
+    };
+    const at = new Date(vector.timestamp * 1000);
+    expect(signWebhook(vector.secret, vector.id, at, vector.body)).toEqual({ 'webhook-id': vector.id, 'webhook-timestamp': String(vector.timestamp), 'webhook-signature': vector.signature });
+    const vectorHeaders = { 'webhook-id': vector.id, 'webhook-timestamp': String(vector.timestamp), 'webhook-signature': vector.signature };
+    expect(await verifyWebhook(vector.secret, vectorHeaders, vector.body, { now: at })).toBe(true);
+    expect(await verifyWebhook(vector.secret, vectorHeaders, vector.body.replace('2432232314', '2432232315'), { now: at })).toBe(false);
   });
 
   it('docs/notifications.md quotes exactly the verification code the tests run (sdk/src/webhooks.ts)', () => {
