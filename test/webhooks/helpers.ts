@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import Stripe from 'stripe';
 import { insertAccount } from '../../src/modules/accounts/accounts.repository.js';
 import type { Clock } from '../../src/platform/clock.js';
@@ -134,4 +135,29 @@ export async function eventually<T>(read: () => Promise<T>, check: (value: T) =>
     if (Date.now() > deadline) return value;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** One answer the app gave to POST /api/webhooks/stripe: the delivered event's id and the status code. */
+export interface WebhookAnswer {
+  readonly eventId: string | null;
+  readonly statusCode: number;
+}
+
+/**
+ * Records every answer the app gives on its webhook route (pass to createTestApp's
+ * beforeReady): the sandbox keeps only a delivery's last status, this keeps each attempt's.
+ */
+export function recordWebhookAnswers(answers: WebhookAnswer[]): (app: FastifyInstance) => void {
+  return (app) => {
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.method !== 'POST' || request.url !== '/api/webhooks/stripe') return;
+      let eventId: string | null = null;
+      try {
+        if (Buffer.isBuffer(request.body)) eventId = (JSON.parse(request.body.toString('utf8')) as { id?: string }).id ?? null;
+      } catch {
+        eventId = null;
+      }
+      answers.push({ eventId, statusCode: reply.statusCode });
+    });
+  };
 }

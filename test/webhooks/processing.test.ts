@@ -14,9 +14,11 @@ import {
   newAccount,
   packSession,
   purchasedCredits,
+  recordWebhookAnswers,
   signatureFor,
   testWebhookSecret,
   WEBHOOK_TEST_RATE_LIMITS,
+  type WebhookAnswer,
 } from './helpers.js';
 
 /**
@@ -33,6 +35,9 @@ let sandbox: StripeSandbox;
 let testApp: TestApp;
 let appUrl: string;
 let prices: { exact: Stripe.Price; cheap: Stripe.Price; euro: Stripe.Price; pro: Stripe.Price };
+/** Every answer of the app's webhook route, in order (the sandbox keeps only a delivery's last status). */
+const answers: WebhookAnswer[] = [];
+const answersTo = (eventId: string) => answers.filter((answer) => answer.eventId === eventId).map((answer) => answer.statusCode);
 
 beforeAll(async () => {
   sandbox = await startStripeSandbox({ webhookSecret: secret, webhookRetryDelaysMs: [50, 100, 200, 400] });
@@ -46,6 +51,7 @@ beforeAll(async () => {
       OWNER_ACCOUNT_IDS: OWNER,
       RATE_LIMITS: WEBHOOK_TEST_RATE_LIMITS,
     },
+    beforeReady: recordWebhookAnswers(answers),
   });
   appUrl = await listen(testApp);
   sandbox.setWebhookUrl(`${appUrl}/api/webhooks/stripe`);
@@ -300,6 +306,8 @@ describe('failures, dead letters and replays (WH-8)', () => {
     expect(await inboxRow(testApp.deps.database, completed)).toMatchObject({ status: 'processed', attempts: 2 });
     const { deliveries } = (await (await fetch(`${sandbox.url}/_sandbox/webhooks/deliveries`)).json()) as { deliveries: Array<{ eventId: string; attempts: number; state: string }> };
     expect(deliveries.find((delivery) => delivery.eventId === completed)).toMatchObject({ attempts: 2, state: 'delivered' });
+    // The failed attempt was answered 503 (SERVICE_UNAVAILABLE), the sandbox's retry 200.
+    expect(answersTo(completed)).toEqual([503, 200]);
     const metrics = await testApp.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/stripe_webhook_events_total\{type="checkout.session.completed",outcome="failed"\} [1-9]/);
     expect(testApp.logs.text).toContain('Stripe event processing failed; Stripe will retry');
@@ -317,6 +325,7 @@ describe('failures, dead letters and replays (WH-8)', () => {
     expect(await inboxRow(testApp.deps.database, completed)).toMatchObject({ status: 'dead', attempts: 3, reason: 'STRIPE_CONNECTION_ERROR' });
     const { deliveries } = (await (await fetch(`${sandbox.url}/_sandbox/webhooks/deliveries`)).json()) as { deliveries: Array<{ eventId: string; attempts: number; state: string; lastStatus: number }> };
     expect(deliveries.find((delivery) => delivery.eventId === completed)).toMatchObject({ attempts: 3, state: 'delivered', lastStatus: 200 });
+    expect(answersTo(completed)).toEqual([503, 503, 200]);
 
     expect((await testApp.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/stripe_webhook_events_total\{type="checkout.session.completed",outcome="dead_lettered"\} 1/);
     const list = await testApp.app.inject({ method: 'GET', url: '/api/admin/webhooks/dead-letters', headers: admin });
