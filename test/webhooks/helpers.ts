@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import Stripe from 'stripe';
 import { insertAccount } from '../../src/modules/accounts/accounts.repository.js';
 import type { Clock } from '../../src/platform/clock.js';
-import { asSystem } from '../../src/platform/database/access.js';
+import { APPLICATION_ROLE, asSystem } from '../../src/platform/database/access.js';
 import type { Database } from '../../src/platform/database/database.js';
 import { newId } from '../../src/platform/ids.js';
 import { CREDIT_PACK_METADATA_KEY, ACCOUNT_METADATA_KEY } from '../../src/modules/stripe/webhooks/stripe-conventions.js';
@@ -160,4 +160,45 @@ export function recordWebhookAnswers(answers: WebhookAnswer[]): (app: FastifyIns
       answers.push({ eventId, statusCode: reply.statusCode });
     });
   };
+}
+
+/** SQLSTATE of the fault failAfterEffect raises when the grant and the payment were already written in the transaction. */
+export const FAULT_AFTER_EFFECT = 'TF001';
+
+/**
+ * A fault in the database (PGlite only: it switches to the owner role to add a trigger),
+ * at the very end of the event's processing transaction: the final inbox status update
+ * (finishEvent) of `eventId` raises. It raises FAULT_AFTER_EFFECT when, in that same
+ * transaction, the account already has a purchase grant tied to a payment row (the effect
+ * was written), and TF000 otherwise. Answers the function that removes the fault.
+ */
+export async function failAfterEffect(database: Database, eventId: string): Promise<() => Promise<void>> {
+  if (!/^evt_[A-Za-z0-9_]+$/.test(eventId)) throw new Error(`not an event id: ${eventId}`);
+  await database.exec(`RESET ROLE;
+    CREATE FUNCTION test_fail_after_effect() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF EXISTS (SELECT 1 FROM credit_grants g JOIN payments p ON p.credit_grant_id = g.id WHERE g.account_id = NEW.account_id AND g.source = 'purchase') THEN
+        RAISE EXCEPTION 'injected fault after the effect' USING ERRCODE = '${FAULT_AFTER_EFFECT}';
+      END IF;
+      RAISE EXCEPTION 'injected fault, no effect written yet' USING ERRCODE = 'TF000';
+    END $$;
+    CREATE TRIGGER test_fail_after_effect BEFORE UPDATE ON stripe_events FOR EACH ROW
+      WHEN (NEW.id = '${eventId}' AND NEW.status = 'processed') EXECUTE FUNCTION test_fail_after_effect();
+    SET ROLE ${APPLICATION_ROLE};`);
+  let removed = false;
+  return async () => {
+    if (removed) return;
+    removed = true;
+    await database.exec(`RESET ROLE; DROP TRIGGER test_fail_after_effect ON stripe_events; DROP FUNCTION test_fail_after_effect(); SET ROLE ${APPLICATION_ROLE};`);
+  };
+}
+
+/** Pays a session on the sandbox's hosted page (its control route, not the service's), and answers the checkout.session.completed event. */
+export async function payInSandbox(stripe: StripeGateway, sandboxUrl: string, sessionId: string, card = '4242424242424242'): Promise<Stripe.Event> {
+  const paid = await fetch(`${sandboxUrl}/_sandbox/checkout/${sessionId}/pay`, { method: 'POST', body: JSON.stringify({ card }) });
+  if (paid.status !== 200) throw new Error(`sandbox payment answered ${paid.status}`);
+  const events = await stripe.listEvents({ type: 'checkout.session.completed', limit: 100 });
+  const completed = events.data.find((event) => (event.data.object as Stripe.Checkout.Session).id === sessionId);
+  if (!completed) throw new Error(`no checkout.session.completed event for ${sessionId}`);
+  return completed;
 }

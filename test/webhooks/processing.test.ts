@@ -9,10 +9,13 @@ import {
   countRows,
   deliver,
   eventOf,
+  failAfterEffect,
+  FAULT_AFTER_EFFECT,
   inboxRow,
   listen,
   newAccount,
   packSession,
+  payInSandbox,
   purchasedCredits,
   recordWebhookAnswers,
   signatureFor,
@@ -311,6 +314,52 @@ describe('failures, dead letters and replays (WH-8)', () => {
     const metrics = await testApp.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/stripe_webhook_events_total\{type="checkout.session.completed",outcome="failed"\} [1-9]/);
     expect(testApp.logs.text).toContain('Stripe event processing failed; Stripe will retry');
+  });
+
+  it('rolls back the grant and the payment with the inbox row when the transaction fails after the effect (WH-4), and the retry applies it once', async () => {
+    const { accountId, customerId } = await customerAccount();
+    const { database, stripe } = testApp.deps;
+    const session = await packSession(stripe, { operationId: `atomic_${accountId}`, customerId, priceId: prices.exact.id, packId: PACK.id, metadataAccount: accountId });
+    // Held back (no delivery target): the test delivers the event itself, with and without the fault.
+    sandbox.setWebhookUrl(undefined);
+    let completed: Stripe.Event;
+    try {
+      completed = await payInSandbox(stripe, sandbox.url, session.id);
+      const payload = JSON.stringify(completed);
+      const signed = () => deliver(testApp, payload, signatureFor(payload, secret, Math.floor(Date.now() / 1000)));
+      // The last write of the transaction (the inbox row's final status) fails, after the
+      // handler wrote the payment, the grant and the tie between them.
+      const removeFault = await failAfterEffect(database, completed.id);
+      let failedAttempt;
+      try {
+        failedAttempt = await signed();
+      } finally {
+        await removeFault();
+      }
+      expect(failedAttempt.statusCode).toBe(503);
+      expect(failedAttempt.json()).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
+      // The fault struck with the effect written (TF001, not TF000), and nothing of it is left.
+      expect(await inboxRow(database, completed.id)).toMatchObject({ status: 'failed', attempts: 1, reason: `DATABASE_${FAULT_AFTER_EFFECT}` });
+      expect(await purchasedCredits(database, accountId)).toEqual([]);
+      expect(await countRows(database, 'SELECT count(*) FROM payments WHERE account_id = $1', [accountId])).toBe(0);
+      expect(await countRows(database, 'SELECT count(*) FROM notifications WHERE account_id = $1', [accountId])).toBe(0);
+      expect((await auditEvents(database, 'credits.granted')).filter((entry) => entry.account_id === accountId)).toEqual([]);
+      expect((await testApp.deps.credits.balance(accountId)).balance).toBe(0);
+
+      const retried = await signed();
+      expect(retried.statusCode).toBe(200);
+      expect(retried.json()).toEqual({ received: true, outcome: 'processed' });
+    } finally {
+      sandbox.setWebhookUrl(`${appUrl}/api/webhooks/stripe`);
+    }
+    expect(await purchasedCredits(database, accountId)).toEqual([100]);
+    expect(await paymentOf(session.id)).toMatchObject({ kind: 'credit_pack', status: 'succeeded', credits_granted: 100 });
+    expect(await inboxRow(database, completed.id)).toMatchObject({ status: 'processed', reason: null, attempts: 2 });
+    // The held-back deliveries (this event among them) then change nothing.
+    expect(await sandbox.delivery.settle(10_000)).toBe(true);
+    expect(answersTo(completed.id)).toEqual([503, 200, 200]);
+    expect(await purchasedCredits(database, accountId)).toEqual([100]);
+    expect((await auditEvents(database, 'credits.granted')).filter((entry) => entry.account_id === accountId)).toHaveLength(1);
   });
 
   it('dead-letters an event after WEBHOOK_MAX_ATTEMPTS failures, answers 200 then, and an operator replay applies it once', async () => {
