@@ -153,6 +153,37 @@ describe('credit pack purchases through the sandbox (PAY-3, WH-4, WH-6)', () => 
     expect(rows).toEqual([{ status: 'failed' }]);
   });
 
+  it('records a failed async payment (checkout.session.async_payment_failed) as a failed payment, with no credits', async () => {
+    const { accountId, customerId } = await customerAccount();
+    // The sandbox has no delayed payment methods: its session stays unpaid, which is what the
+    // handler's re-fetch sees for a completed session whose bank debit then fails. The events
+    // are shaped like Stripe's and name the real session.
+    const session = await packSession(testApp.deps.stripe, { operationId: `async_${accountId}`, customerId, priceId: prices.exact.id, packId: PACK.id, metadataAccount: accountId });
+    const object = { id: session.id, object: 'checkout.session', mode: 'payment', customer: customerId, status: 'complete', payment_status: 'unpaid', amount_total: 1000, currency: 'usd', metadata: session.metadata };
+    const completed = eventOf('checkout.session.completed', object);
+    const failed = eventOf('checkout.session.async_payment_failed', object, { createdSeconds: completed.created + 60 });
+    const signed = (event: Stripe.Event) => {
+      const payload = JSON.stringify(event);
+      return deliver(testApp, payload, signatureFor(payload, secret, Math.floor(Date.now() / 1000)));
+    };
+    expect((await signed(completed)).json()).toEqual({ received: true, outcome: 'processed' });
+    expect(await paymentOf(session.id)).toMatchObject({ kind: 'credit_pack', status: 'pending', credits_granted: 0, amount_cents: 1000 });
+
+    expect((await signed(failed)).json()).toEqual({ received: true, outcome: 'processed' });
+    const again = await signed(failed);
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toEqual({ received: true, outcome: 'duplicate' });
+    expect(await paymentOf(session.id)).toMatchObject({ kind: 'credit_pack', status: 'failed', credits_granted: 0 });
+    expect(await countRows(testApp.deps.database, 'SELECT count(*) FROM payments WHERE account_id = $1', [accountId])).toBe(1);
+    expect(await purchasedCredits(testApp.deps.database, accountId)).toEqual([]);
+    expect(await inboxRow(testApp.deps.database, failed.id)).toMatchObject({ type: 'checkout.session.async_payment_failed', status: 'processed', reason: null, attempts: 1, account_id: accountId });
+    // Received counts every verified delivery (the duplicate too); events count what became of each.
+    const metrics = (await testApp.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toContain('stripe_webhook_received_total{type="checkout.session.async_payment_failed"} 2\n');
+    expect(metrics).toContain('stripe_webhook_events_total{type="checkout.session.async_payment_failed",outcome="processed"} 1\n');
+    expect(metrics).toContain('stripe_webhook_events_total{type="checkout.session.async_payment_failed",outcome="duplicate"} 1\n');
+  });
+
   it('refuses and audits a purchase whose amount_total (100) is not the pack price (1000), or whose currency is wrong', async () => {
     const { accountId, customerId } = await customerAccount();
     const cheap = await packSession(testApp.deps.stripe, { operationId: `cheap_${accountId}`, customerId, priceId: prices.cheap.id, packId: PACK.id, metadataAccount: accountId });
