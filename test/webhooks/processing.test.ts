@@ -32,6 +32,7 @@ import {
  */
 
 const OWNER = 'acct_webhookowner';
+const TEST_ACCOUNT = 'acct_webhooktest';
 const PACK = { id: 'pack_100', credits: 100, priceCents: 1000, currency: 'usd' };
 const secret = testWebhookSecret();
 let sandbox: StripeSandbox;
@@ -52,6 +53,7 @@ beforeAll(async () => {
       STRIPE_MAX_NETWORK_RETRIES: '0',
       WEBHOOK_MAX_ATTEMPTS: '3',
       OWNER_ACCOUNT_IDS: OWNER,
+      TEST_ACCOUNT_IDS: TEST_ACCOUNT,
       RATE_LIMITS: WEBHOOK_TEST_RATE_LIMITS,
     },
     beforeReady: recordWebhookAnswers(answers),
@@ -248,8 +250,11 @@ describe('invoices, charges, refunds and disputes (WH-9)', () => {
 });
 
 describe('owner and test accounts (OWN-1, webhook side)', () => {
-  it('refuses an owner account purchase and subscription: a critical log line, an audit entry, no change', async () => {
-    const { accountId, customerId } = await customerAccount(OWNER);
+  it.each([
+    ['owner', OWNER],
+    ['test', TEST_ACCOUNT],
+  ] as const)('refuses an exempt (%s) account purchase and subscription: a critical log line, an audit entry, no change', async (kind, exemptId) => {
+    const { accountId, customerId } = await customerAccount(exemptId);
     const session = await packSession(testApp.deps.stripe, { operationId: `owner_${accountId}`, customerId, priceId: prices.exact.id, packId: PACK.id, metadataAccount: accountId });
     await payOverHttp(session.id, '4242424242424242');
     const subscriptionSession = await testApp.deps.stripe.createCheckoutSession(`owner_sub_${accountId}`, {
@@ -267,6 +272,8 @@ describe('owner and test accounts (OWN-1, webhook side)', () => {
     const completed = await eventIdOf('checkout.session.completed', session.id);
     expect(await inboxRow(testApp.deps.database, completed)).toMatchObject({ status: 'refused', reason: 'EXEMPT_ACCOUNT', account_id: accountId });
     const refused = (await auditEvents(testApp.deps.database, 'billing.owner_charge_refused')).filter((entry) => entry.account_id === accountId);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((entry) => entry.metadata.exemptKind === kind)).toBe(true);
     const types = refused.map((entry) => entry.metadata.type);
     expect(types).toContain('checkout.session.completed');
     expect(types).toContain('customer.subscription.created');
@@ -276,7 +283,7 @@ describe('owner and test accounts (OWN-1, webhook side)', () => {
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .filter((line) => line.alertKind === 'owner_charge_attempt' && line.accountId === accountId);
     expect(critical.length).toBe(refused.length);
-    expect(critical[0]).toMatchObject({ level: 60, alert: true, severity: 'critical', eventId: expect.stringMatching(/^evt_/) });
+    expect(critical[0]).toMatchObject({ level: 60, alert: true, severity: 'critical', exemptKind: kind, eventId: expect.stringMatching(/^evt_/) });
   });
 });
 
