@@ -1,7 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStripeSandbox, type StripeSandbox } from '../../src/modules/stripe/sandbox/sandbox-server.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
-import { auditEvents, countRows, deliver, eventOf, inboxRow, signatureFor, testWebhookSecret, WEBHOOK_TEST_RATE_LIMITS } from './helpers.js';
+import {
+  addCreditPack,
+  auditEvents,
+  countRows,
+  deliver,
+  eventOf,
+  inboxRow,
+  newAccount,
+  packSession,
+  payInSandbox,
+  purchasedCredits,
+  signatureFor,
+  testWebhookSecret,
+  WEBHOOK_TEST_RATE_LIMITS,
+} from './helpers.js';
 
 /**
  * WH-1, WH-2, WH-7 through inject(), with Stripe's own generateTestHeaderString. The app's
@@ -11,18 +26,42 @@ const clock = new ManualClock('2026-03-01T12:00:00Z');
 const nowSeconds = () => Math.floor(clock.now().getTime() / 1000);
 const current = testWebhookSecret();
 const previous = testWebhookSecret();
+const PACK = { id: 'pack_sig', credits: 40, priceCents: 400, currency: 'usd' };
 let testApp: TestApp;
+/** The handlers re-fetch from this sandbox; it delivers nothing itself (no target), the tests do. */
+let sandbox: StripeSandbox;
+let packPriceId: string;
 
 beforeAll(async () => {
+  sandbox = await startStripeSandbox({ webhookSecret: current });
   testApp = await createTestApp({
     clock,
     // Rotation: the new secret first, the old one still accepted.
-    env: { STRIPE_WEBHOOK_SECRET: `${current},${previous}`, RATE_LIMITS: WEBHOOK_TEST_RATE_LIMITS },
+    env: {
+      STRIPE_WEBHOOK_SECRET: `${current},${previous}`,
+      STRIPE_API_URL: sandbox.url,
+      STRIPE_SANDBOX_START: 'false',
+      RATE_LIMITS: WEBHOOK_TEST_RATE_LIMITS,
+    },
   });
+  await addCreditPack(testApp, PACK);
+  const product = await testApp.deps.stripe.ensureProduct({ id: 'bulwark_pack_pack_sig', name: '40 credits' });
+  packPriceId = (await testApp.deps.stripe.ensurePrice({ lookupKey: 'pack_sig_usd', productId: product.id, unitAmount: 400, currency: 'usd' })).id;
 });
 afterAll(async () => {
-  await testApp.close();
+  await testApp?.close();
+  await sandbox?.close();
 });
+
+/** A paid credit-pack purchase in the sandbox, not yet delivered: its checkout.session.completed, signed by the caller. */
+async function packPurchase(label: string) {
+  const { stripe, database } = testApp.deps;
+  const customer = await stripe.createCustomer(`sig_${label}`, { email: `${label}@example.com` });
+  const accountId = await newAccount(database, testApp.deps.clock, customer.id);
+  const session = await packSession(stripe, { operationId: `sig_${label}`, customerId: customer.id, priceId: packPriceId, packId: PACK.id, metadataAccount: accountId });
+  const event = await payInSandbox(stripe, sandbox.url, session.id);
+  return { accountId, event, payload: JSON.stringify(event, null, 2) };
+}
 
 /** A signed event of a type nothing handles: verified, recorded as ignored, no call to Stripe. */
 function customerCreated() {
@@ -63,15 +102,17 @@ describe('webhook signature and replay window (WH-1, WH-2)', () => {
   });
 
   it('refuses a timestamp 301 s old and one 301 s in the future, and processes one 290 s old', async () => {
-    const stale = customerCreated();
-    await rejected(stale.payload, signatureFor(stale.payload, current, nowSeconds() - 301), stale.event.id, 'stale_timestamp');
-    const future = customerCreated();
-    await rejected(future.payload, signatureFor(future.payload, current, nowSeconds() + 301), future.event.id, 'future_timestamp');
-    const fresh = customerCreated();
-    const accepted = await deliver(testApp, fresh.payload, signatureFor(fresh.payload, current, nowSeconds() - 290));
+    // One credit-pack purchase's event, each time signed at another timestamp: "processed" is
+    // seen in its effect, the credits, and only the timestamp differs between the answers.
+    const { accountId, event, payload } = await packPurchase('window');
+    await rejected(payload, signatureFor(payload, current, nowSeconds() - 301), event.id, 'stale_timestamp');
+    await rejected(payload, signatureFor(payload, current, nowSeconds() + 301), event.id, 'future_timestamp');
+    expect(await purchasedCredits(testApp.deps.database, accountId)).toEqual([]);
+    const accepted = await deliver(testApp, payload, signatureFor(payload, current, nowSeconds() - 290));
     expect(accepted.statusCode).toBe(200);
-    expect(accepted.json()).toEqual({ received: true, outcome: 'ignored' });
-    expect(await inboxRow(testApp.deps.database, fresh.event.id)).toMatchObject({ type: 'customer.created', status: 'ignored', reason: 'UNHANDLED_TYPE', attempts: 1 });
+    expect(accepted.json()).toEqual({ received: true, outcome: 'processed' });
+    expect(await inboxRow(testApp.deps.database, event.id)).toMatchObject({ type: 'checkout.session.completed', status: 'processed', reason: null, attempts: 1, account_id: accountId });
+    expect(await purchasedCredits(testApp.deps.database, accountId)).toEqual([PACK.credits]);
   });
 
   it('accepts the old and the new secret during rotation, and a second delivery is a duplicate', async () => {
