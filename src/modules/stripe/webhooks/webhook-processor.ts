@@ -153,7 +153,7 @@ export class WebhookProcessor {
             clock,
           );
           afterCommit.push(() =>
-            this.options.alerter.alert('owner_charge_attempt', `Stripe ${event.type} for an ${kind} account was refused`, {
+            this.options.alerter.alert('owner_charge_attempt', `Stripe ${event.type} for ${kind === 'owner' ? 'an owner' : 'a test'} account was refused`, {
               accountId,
               eventId: event.id,
               type: event.type,
