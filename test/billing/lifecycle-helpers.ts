@@ -101,14 +101,14 @@ export async function startBillingHarness(env: Record<string, string> = {}): Pro
 }
 
 let people = 0;
-export async function newPerson(harness: BillingHarness, label: string): Promise<Person> {
+export async function newPerson(harness: Pick<BillingHarness, 'testApp'>, label: string): Promise<Person> {
   people += 1;
   return signUp(harness.testApp.app, { email: `${label}${people}.${Date.now()}@example.com`, name: `Billing ${label}`, ip: `10.9.${people % 250}.${Math.floor(people / 250) + 1}` });
 }
 
 /** A JSON request over real HTTP to the listening app. */
 export async function call(
-  harness: BillingHarness,
+  harness: Pick<BillingHarness, 'url'>,
   method: 'GET' | 'POST',
   path: string,
   options: { person?: Person; body?: unknown; headers?: Record<string, string> } = {},
@@ -127,7 +127,7 @@ export async function call(
 }
 
 /** Waits until the sandbox has delivered every webhook (or given up) and the app processed them. */
-export async function settle(harness: BillingHarness): Promise<void> {
+export async function settle(harness: Pick<BillingHarness, 'sandbox'>): Promise<void> {
   expect(await harness.sandbox.delivery.settle(20_000)).toBe(true);
 }
 
@@ -140,7 +140,7 @@ export async function advance(harness: BillingHarness, seconds: number): Promise
 
 /** Checkout through the route, then pay on the hosted page (the app's /sandbox route), then every webhook. */
 export async function subscribe(
-  harness: BillingHarness,
+  harness: Pick<BillingHarness, 'url' | 'sandbox'>,
   person: Person,
   body: Record<string, unknown>,
   card: string | undefined = CARD_OK,

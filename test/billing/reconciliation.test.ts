@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCreditLedger } from '../../src/modules/credits/credits.verify.js';
 import { asSystem } from '../../src/platform/database/access.js';
-import { auditEvents, countRows, packSession, purchasedCredits } from '../webhooks/helpers.js';
-import { customerAccount, pay, PACK, paymentBySession, startBillingWorld, type BillingWorld } from './helpers.js';
+import { auditEvents, countRows, purchasedCredits } from '../webhooks/helpers.js';
+import { asAdmin, buyPack, checkout, PACK, paymentBySession, payOnly, startBillingWorld, type BillingWorld } from './helpers.js';
+import { call, newPerson, subscribe } from './lifecycle-helpers.js';
 
 /**
- * PAY-8 end to end: drift between the local billing state and the sandbox is made on
+ * PAY-8 end to end over real HTTP: purchases through POST /api/billing/checkout and the
+ * sandbox's hosted page; drift between the local billing state and the sandbox is made on
  * purpose by holding the sandbox's webhooks back (no webhook URL): a subscription
  * canceled at Stripe whose webhook never reached us, and a credit pack bought whose
  * payment (and grant) is missing locally. POST /api/admin/reconciliation/run reports both,
@@ -28,14 +30,15 @@ interface Report {
 let world: BillingWorld;
 
 beforeAll(async () => {
-  world = await startBillingWorld();
+  // No trial: the subscription is active (and charged) at checkout.
+  world = await startBillingWorld({ BILLING_TRIAL_DAYS: 'PRO=0' });
 });
 afterAll(async () => {
   await world?.close();
 });
 
 async function runNow() {
-  return world.testApp.app.inject({ method: 'POST', url: '/api/admin/reconciliation/run', headers: world.admin() });
+  return asAdmin(world, 'POST', '/api/admin/reconciliation/run');
 }
 
 async function accountState(accountId: string) {
@@ -51,31 +54,24 @@ async function accountState(accountId: string) {
 describe('reconciliation with Stripe (PAY-8)', () => {
   it('reports and repairs a subscription canceled at Stripe and a purchase missing locally; a second run finds nothing', async () => {
     const { stripe } = world.testApp.deps;
-    // A PRO subscriber, with every webhook delivered: in step with Stripe.
-    const subscriber = await customerAccount(world);
-    const checkout = await stripe.createCheckoutSession(`sub_${subscriber.accountId}`, {
-      mode: 'subscription',
-      customer: subscriber.customerId,
-      line_items: [{ price: world.proPrice.id }],
-      success_url: 'http://localhost:3000/ok',
-    });
-    await pay(world, checkout.id);
+    // A PRO subscriber through the checkout route, with every webhook delivered: in step with Stripe.
+    const subscriber = await newPerson(world, 'reconciled');
+    const { subscriptionId } = await subscribe(world, subscriber, { plan: 'PRO' });
     expect(await accountState(subscriber.accountId)).toEqual({ plan: 'PRO', status: 'active' });
-    const subscriptionId = (await stripe.retrieveCheckoutSession(checkout.id)).subscription as string;
 
-    // Drift: the webhooks stop reaching us.
+    // Drift: the webhooks stop reaching us. A credit pack is bought through the route and paid
+    // on the hosted page; the subscription is canceled at Stripe (the dashboard, say).
     world.sandbox.setWebhookUrl(undefined);
-    const buyer = await customerAccount(world);
-    const purchase = await packSession(stripe, { operationId: `pack_${buyer.accountId}`, customerId: buyer.customerId, priceId: world.packPrice.id, packId: PACK.id, metadataAccount: buyer.accountId });
-    const paid = await fetch(`${world.sandbox.url}/_sandbox/checkout/${purchase.id}/pay`, { method: 'POST', body: JSON.stringify({ card: '4242424242424242' }) });
-    expect(((await paid.json()) as { outcome: string }).outcome).toBe('succeeded');
+    const buyer = await newPerson(world, 'unrecorded');
+    const purchase = { id: await checkout(world, buyer, { creditPack: PACK.id }) };
+    await payOnly(world, purchase.id);
     await stripe.cancelSubscription(`cancel_${subscriptionId}`, subscriptionId);
     expect(await paymentBySession(world, purchase.id)).toBeUndefined();
     expect(await accountState(subscriber.accountId)).toEqual({ plan: 'PRO', status: 'active' });
 
     const first = await runNow();
-    expect(first.statusCode).toBe(200);
-    const report = first.json<Report>();
+    expect(first.status).toBe(200);
+    const report = first.body as Report;
     expect(report).toMatchObject({ trigger: 'admin', status: 'succeeded', customersChecked: 2, discrepancies: 2, repaired: 2, failed: 0 });
     expect(report.summary).toEqual({ payment_missing: 1, subscription_mismatch: 1 });
     const canceled = report.items.find((item) => item.kind === 'subscription_mismatch');
@@ -107,7 +103,7 @@ describe('reconciliation with Stripe (PAY-8)', () => {
     expect(JSON.parse(alerts[0] as string)).toMatchObject({ level: 60, severity: 'critical', discrepancies: 2, repaired: 2 });
 
     // A second run: nothing left to repair, no alert.
-    const second = (await runNow()).json<Report>();
+    const second = (await runNow()).body as Report;
     expect(second).toMatchObject({ status: 'succeeded', discrepancies: 0, repaired: 0, items: [], summary: {} });
     expect(world.testApp.logs.lines.filter((line) => line.includes('"alertKind":"reconciliation_discrepancy"') && line.includes(second.id))).toHaveLength(0);
 
@@ -116,19 +112,16 @@ describe('reconciliation with Stripe (PAY-8)', () => {
     expect(await world.sandbox.delivery.settle(10_000)).toBe(true);
     expect(await purchasedCredits(world.testApp.deps.database, buyer.accountId)).toEqual([100]);
     expect(await accountState(subscriber.accountId)).toEqual({ plan: 'FREE', status: 'canceled' });
-    expect((await runNow()).json<Report>().discrepancies).toBe(0);
+    expect(((await runNow()).body as Report).discrepancies).toBe(0);
 
     // The reports, newest first, paginated.
-    const list = await world.testApp.app.inject({ method: 'GET', url: '/api/admin/reconciliation?limit=2', headers: world.admin() });
-    expect(list.statusCode).toBe(200);
-    const page = list.json<{ items: Report[]; nextCursor: string | null }>();
+    const list = await asAdmin(world, 'GET', '/api/admin/reconciliation?limit=2');
+    expect(list.status).toBe(200);
+    const page = list.body as { items: Report[]; nextCursor: string | null };
     expect(page.items).toHaveLength(2);
     expect(page.items[1]?.id).toBe(second.id);
     expect(page.nextCursor).toBe(second.id);
-    const next = (await world.testApp.app.inject({ method: 'GET', url: `/api/admin/reconciliation?limit=2&cursor=${page.nextCursor}`, headers: world.admin() })).json<{
-      items: Report[];
-      nextCursor: string | null;
-    }>();
+    const next = (await asAdmin(world, 'GET', `/api/admin/reconciliation?limit=2&cursor=${page.nextCursor}`)).body as { items: Report[]; nextCursor: string | null };
     expect(next.items.map((item) => item.id)).toEqual([report.id]);
     expect(next.items[0]?.items).toHaveLength(2);
     expect(next.nextCursor).toBeNull();
@@ -136,20 +129,19 @@ describe('reconciliation with Stripe (PAY-8)', () => {
 
   it('repairs a refund Stripe made without its webhook reaching us, taking back the credits once', async () => {
     const { stripe } = world.testApp.deps;
-    const buyer = await customerAccount(world);
-    const purchase = await packSession(stripe, { operationId: `pack2_${buyer.accountId}`, customerId: buyer.customerId, priceId: world.packPrice.id, packId: PACK.id, metadataAccount: buyer.accountId });
-    await pay(world, purchase.id);
+    const buyer = await buyPack(world, 'dashboardrefund');
+    const purchase = { id: buyer.sessionId };
     const payment = await paymentBySession(world, purchase.id);
     expect(payment?.credits_granted).toBe(100);
     world.sandbox.setWebhookUrl(undefined);
     try {
       // A refund made at Stripe directly (the dashboard, say): half of the payment.
       await stripe.createRefund(`dashboard_${buyer.accountId}`, { payment_intent: payment?.stripe_payment_intent_id as string, amount: 500 });
-      const report = (await runNow()).json<Report>();
+      const report = (await runNow()).body as Report;
       expect(report).toMatchObject({ discrepancies: 1, repaired: 1 });
       expect(report.items[0]).toMatchObject({ kind: 'refund_missing', local: { amountRefunded: 0 }, stripe: { amountRefunded: 500 } });
       expect(await paymentBySession(world, purchase.id)).toMatchObject({ amount_refunded_cents: 500, credits_reversed: 50, credits_reversal_shortfall: 0 });
-      expect((await runNow()).json<Report>().discrepancies).toBe(0);
+      expect(((await runNow()).body as Report).discrepancies).toBe(0);
     } finally {
       world.sandbox.setWebhookUrl(`${world.appUrl}/api/webhooks/stripe`);
     }
@@ -163,7 +155,7 @@ describe('reconciliation with Stripe (PAY-8)', () => {
     expect(scheduler.registeredJobs).toContain('billing.reconciliation');
     await asSystem(database, (tx) => tx.query(`INSERT INTO reconciliation_runs (id, trigger, status, started_at) VALUES ('rcn_heldforthetest', 'cli', 'running', now())`));
     const busy = await runNow();
-    expect(busy.statusCode).toBe(409);
+    expect(busy.status).toBe(409);
     await asSystem(database, (tx) => tx.query(`UPDATE reconciliation_runs SET status = 'failed', finished_at = now() WHERE id = 'rcn_heldforthetest'`));
 
     const outcomes = await scheduler.tick();
@@ -174,15 +166,15 @@ describe('reconciliation with Stripe (PAY-8)', () => {
   });
 
   it('is for operators only', async () => {
-    expect((await world.testApp.app.inject({ method: 'GET', url: '/api/admin/reconciliation' })).statusCode).toBe(401);
-    expect((await world.testApp.app.inject({ method: 'POST', url: '/api/admin/reconciliation/run' })).statusCode).toBe(401);
-    const bad = await world.testApp.app.inject({ method: 'GET', url: '/api/admin/reconciliation?cursor=nope', headers: world.admin() });
-    expect(bad.statusCode).toBe(400);
+    expect((await call(world, 'GET', '/api/admin/reconciliation')).status).toBe(401);
+    expect((await call(world, 'POST', '/api/admin/reconciliation/run')).status).toBe(401);
+    const bad = await asAdmin(world, 'GET', '/api/admin/reconciliation?cursor=nope');
+    expect(bad.status).toBe(400);
     // The dashboard posts an empty JSON object; anything in it is refused.
-    const emptyBody = await world.testApp.app.inject({ method: 'POST', url: '/api/admin/reconciliation/run', headers: world.admin(), payload: {} });
-    expect(emptyBody.statusCode).toBe(200);
-    const junk = await world.testApp.app.inject({ method: 'POST', url: '/api/admin/reconciliation/run', headers: world.admin(), payload: { all: true } });
-    expect(junk.statusCode).toBe(400);
-    expect(junk.json<{ error: { details: Array<{ field: string }> } }>().error.details[0]?.field).toBe('all');
+    const emptyBody = await asAdmin(world, 'POST', '/api/admin/reconciliation/run', { body: {} });
+    expect(emptyBody.status).toBe(200);
+    const junk = await asAdmin(world, 'POST', '/api/admin/reconciliation/run', { body: { all: true } });
+    expect(junk.status).toBe(400);
+    expect((junk.body as { error: { details: Array<{ field: string }> } }).error.details[0]?.field).toBe('all');
   });
 });

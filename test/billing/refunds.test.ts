@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCreditLedger } from '../../src/modules/credits/credits.verify.js';
 import { asSystem } from '../../src/platform/database/access.js';
-import { auditEvents, countRows, deliver, eventOf, inboxRow, signatureFor } from '../webhooks/helpers.js';
-import { buyPack, grantRemaining, paymentBySession, setDeliveryMode, spend, startBillingWorld, type BillingWorld } from './helpers.js';
+import { auditEvents, countRows, eventOf, inboxRow, signatureFor } from '../webhooks/helpers.js';
+import { asAdmin, buyPack, deliverOverHttp, grantRemaining, PACK, paymentBySession, setDeliveryMode, spend, spendAllBut, startBillingWorld, type BillingWorld } from './helpers.js';
+import { call } from './lifecycle-helpers.js';
 
 /**
- * PAY-7 end to end over real HTTP: a credit pack bought in the sandbox (the checkout
- * webhook grants 100 credits), refunded through POST /api/admin/refunds, the sandbox's
- * signed charge.refunded webhook taking back the unspent credits through the ledger.
+ * PAY-7 end to end over real HTTP: a credit pack bought through POST /api/billing/checkout
+ * and the sandbox's hosted page (the checkout webhook grants 100 credits), spent through
+ * the credits API, refunded through POST /api/admin/refunds, the sandbox's signed
+ * charge.refunded webhook taking back the unspent credits through the ledger.
  */
 
 let world: BillingWorld;
@@ -20,7 +22,7 @@ afterAll(async () => {
 });
 
 async function refund(body: Record<string, unknown>, headers: Record<string, string> = {}) {
-  return world.testApp.app.inject({ method: 'POST', url: '/api/admin/refunds', headers: { ...world.admin(), ...headers }, payload: body });
+  return asAdmin(world, 'POST', '/api/admin/refunds', { body, headers });
 }
 
 async function stripeRefundsOf(chargeId: string) {
@@ -36,24 +38,30 @@ async function ledgerReversals(accountId: string): Promise<number[]> {
 
 describe('a full refund of a credit pack (PAY-7)', () => {
   it('takes back the 70 unspent of 100 credits, records the shortfall of 30, keeps the ledger identity, once however often it is asked or delivered', async () => {
-    const { accountId, sessionId } = await buyPack(world);
+    const { person, accountId, sessionId } = await buyPack(world);
     const bought = await paymentBySession(world, sessionId);
-    expect(bought).toMatchObject({ status: 'succeeded', credits_granted: 100, amount_cents: 1000 });
+    expect(bought).toMatchObject({ status: 'succeeded', credits_granted: 100, amount_cents: PACK.priceCents });
     const grantId = bought?.credit_grant_id as string;
-    await spend(world, accountId, 30);
+    // The account's own FREE credits (they expire first, so they would be spent first) go first; then 30 of the pack's.
+    const allowance = await spendAllBut(world, person, grantId);
+    expect((await call(world, 'GET', '/api/credits', { person })).body).toMatchObject({ balance: 100, held: 0 });
+    await spend(world, person, 30);
     expect(await grantRemaining(world, grantId)).toBe(70);
+    expect((await call(world, 'GET', '/api/credits', { person })).body).toMatchObject({ balance: 70, held: 0 });
+    const spent = await call(world, 'GET', '/api/credits/ledger', { person });
+    expect((spent.body.items as Array<{ kind: string; amount: number }>).filter((entry) => entry.kind === 'spend').map((entry) => entry.amount)).toEqual(allowance > 0 ? [-30, -allowance] : [-30]);
 
     // Every webhook of the refund delivered twice.
     await setDeliveryMode(world, { duplicate: true });
     let first;
     try {
       first = await refund({ paymentId: bought?.id, reason: 'requested_by_customer' });
-      expect(first.statusCode).toBe(201);
+      expect(first.status, JSON.stringify(first.body)).toBe(201);
       expect(await world.sandbox.delivery.settle(10_000)).toBe(true);
     } finally {
       await setDeliveryMode(world, { duplicate: false });
     }
-    const answer = first.json<{ refund: { id: string; amount: number; full: boolean; status: string; stripeRefundId: string; paymentId: string } }>().refund;
+    const answer = first.body.refund as { id: string; amount: number; full: boolean; status: string; stripeRefundId: string; paymentId: string };
     expect(answer).toMatchObject({ paymentId: bought?.id, amount: 1000, full: true, status: 'succeeded' });
     expect(answer.stripeRefundId).toMatch(/^re_/);
 
@@ -61,6 +69,7 @@ describe('a full refund of a credit pack (PAY-7)', () => {
     expect(after).toMatchObject({ amount_refunded_cents: 1000, credits_reversed: 70, credits_reversal_shortfall: 30 });
     expect(await grantRemaining(world, grantId)).toBe(0);
     expect(await ledgerReversals(accountId)).toEqual([-70]);
+    expect((await call(world, 'GET', '/api/credits', { person })).body).toMatchObject({ balance: 0, held: 0 });
     const verification = await verifyCreditLedger(world.testApp.deps.database, { accountId });
     expect(verification).toMatchObject({ valid: true, checked: 1 });
 
@@ -79,12 +88,12 @@ describe('a full refund of a credit pack (PAY-7)', () => {
 
     // The same request again (a retry without a key): the same refund, no second one at Stripe.
     const again = await refund({ paymentId: bought?.id, reason: 'requested_by_customer' });
-    expect(again.statusCode).toBe(201);
-    expect(again.json<{ refund: { id: string } }>().refund.id).toBe(answer.id);
+    expect(again.status).toBe(201);
+    expect(again.body.refund.id).toBe(answer.id);
     // Another request for the same payment: nothing is left to refund.
     const another = await refund({ paymentId: bought?.id, reason: 'duplicate' }, { 'idempotency-key': `other_${accountId}` });
-    expect(another.statusCode).toBe(409);
-    expect(another.json<{ error: { code: string } }>().error.code).toBe('CONFLICT');
+    expect(another.status).toBe(409);
+    expect(another.body.error.code).toBe('CONFLICT');
     expect(await stripeRefundsOf(after?.stripe_charge_id as string)).toHaveLength(1);
 
     // charge.refunded once more, as a new event (what a second Stripe event for the same refund would be): nothing more is taken.
@@ -93,13 +102,13 @@ describe('a full refund of a credit pack (PAY-7)', () => {
     expect(original).toBeDefined();
     const copy = eventOf('charge.refunded', original?.data.object as unknown as Record<string, unknown>, { createdSeconds: Math.floor(Date.now() / 1000) });
     const payload = JSON.stringify(copy);
-    const delivered = await deliver(world.testApp, payload, signatureFor(payload, world.secret, Math.floor(Date.now() / 1000)));
-    expect(delivered.statusCode).toBe(200);
+    const delivered = await deliverOverHttp(world, payload, signatureFor(payload, world.secret, Math.floor(Date.now() / 1000)));
+    expect(delivered.status).toBe(200);
     expect(await inboxRow(world.testApp.deps.database, copy.id)).toMatchObject({ status: 'processed' });
     // And the original event id again: a duplicate.
     const originalPayload = JSON.stringify(original);
-    const duplicate = await deliver(world.testApp, originalPayload, signatureFor(originalPayload, world.secret, Math.floor(Date.now() / 1000)));
-    expect(duplicate.json<{ outcome: string }>().outcome).toBe('duplicate');
+    const duplicate = await deliverOverHttp(world, originalPayload, signatureFor(originalPayload, world.secret, Math.floor(Date.now() / 1000)));
+    expect(duplicate.body.outcome).toBe('duplicate');
     expect(await ledgerReversals(accountId)).toEqual([-70]);
     expect(await paymentBySession(world, sessionId)).toMatchObject({ credits_reversed: 70, credits_reversal_shortfall: 30 });
     expect((await verifyCreditLedger(world.testApp.deps.database)).valid).toBe(true);
@@ -110,13 +119,13 @@ describe('a full refund of a credit pack (PAY-7)', () => {
     const payment = await paymentBySession(world, sessionId);
     const key = `retry_${payment?.id}`;
     const first = await refund({ paymentId: payment?.id, amount: 100, reason: 'Customer asked by phone' }, { 'idempotency-key': key });
-    expect(first.statusCode).toBe(201);
+    expect(first.status).toBe(201);
     const second = await refund({ paymentId: payment?.id, amount: 100, reason: 'Customer asked by phone' }, { 'idempotency-key': key });
-    expect(second.statusCode).toBe(201);
-    expect(second.json()).toEqual(first.json());
+    expect(second.status).toBe(201);
+    expect(second.body).toEqual(first.body);
     const reused = await refund({ paymentId: payment?.id, amount: 200, reason: 'Customer asked by phone' }, { 'idempotency-key': key });
-    expect(reused.statusCode).toBe(422);
-    expect(reused.json<{ error: { code: string } }>().error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(reused.status).toBe(422);
+    expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
     expect(await world.sandbox.delivery.settle(10_000)).toBe(true);
     const refunds = await stripeRefundsOf(payment?.stripe_charge_id as string);
     expect(refunds).toHaveLength(1);
@@ -127,26 +136,27 @@ describe('a full refund of a credit pack (PAY-7)', () => {
 
 describe('partial refunds (PAY-7)', () => {
   it('take back credits in proportion, cumulatively, never more than the grant has left', async () => {
-    const { accountId, sessionId } = await buyPack(world);
+    const { person, accountId, sessionId } = await buyPack(world);
     const payment = await paymentBySession(world, sessionId);
     const grantId = payment?.credit_grant_id as string;
-    await spend(world, accountId, 10);
+    await spendAllBut(world, person, grantId);
+    await spend(world, person, 10);
 
     // 25% refunded: 25 credits back.
-    expect((await refund({ paymentId: payment?.id, amount: 250, reason: 'requested_by_customer' })).statusCode).toBe(201);
+    expect((await refund({ paymentId: payment?.id, amount: 250, reason: 'requested_by_customer' })).status).toBe(201);
     expect(await world.sandbox.delivery.settle(10_000)).toBe(true);
     expect(await paymentBySession(world, sessionId)).toMatchObject({ amount_refunded_cents: 250, credits_reversed: 25, credits_reversal_shortfall: 0 });
     expect(await grantRemaining(world, grantId)).toBe(65);
 
     // 33.3% more (583 of 1000 in all): floor(58.3) = 58 in all, 33 more.
-    expect((await refund({ paymentId: payment?.id, amount: 333, reason: 'requested_by_customer' })).statusCode).toBe(201);
+    expect((await refund({ paymentId: payment?.id, amount: 333, reason: 'requested_by_customer' })).status).toBe(201);
     expect(await world.sandbox.delivery.settle(10_000)).toBe(true);
     expect(await paymentBySession(world, sessionId)).toMatchObject({ amount_refunded_cents: 583, credits_reversed: 58, credits_reversal_shortfall: 0 });
     expect(await grantRemaining(world, grantId)).toBe(32);
 
     // The rest (no amount: a full refund of what is left, 417): all 100 due; 32 are left, 10 were spent.
     const rest = await refund({ paymentId: payment?.id, reason: 'requested_by_customer' });
-    expect(rest.json<{ refund: { amount: number } }>().refund.amount).toBe(417);
+    expect(rest.body.refund.amount).toBe(417);
     expect(await world.sandbox.delivery.settle(10_000)).toBe(true);
     expect(await paymentBySession(world, sessionId)).toMatchObject({ amount_refunded_cents: 1000, credits_reversed: 90, credits_reversal_shortfall: 10 });
     expect(await grantRemaining(world, grantId)).toBe(0);
@@ -168,8 +178,8 @@ describe('refund request validation (HTTP-5)', () => {
     const { sessionId } = await buyPack(world);
     const payment = await paymentBySession(world, sessionId);
     const response = await refund({ paymentId: payment?.id, amount, reason: 'requested_by_customer' });
-    expect(response.statusCode).toBe(400);
-    const { error } = response.json<{ error: { code: string; message: string; details: Array<{ field: string }> } }>();
+    expect(response.status).toBe(400);
+    const { error } = response.body as { error: { code: string; message: string; details: Array<{ field: string }> } };
     expect(error.code).toBe('VALIDATION_FAILED');
     expect(error.details[0]?.field).toBe('amount');
     expect(await countRows(world.testApp.deps.database, 'SELECT count(*) FROM refunds WHERE payment_id = $1', [payment?.id])).toBe(0);
@@ -181,17 +191,17 @@ describe('refund request validation (HTTP-5)', () => {
     const payment = await paymentBySession(world, sessionId);
     const fieldOf = async (body: Record<string, unknown>) => {
       const response = await refund(body);
-      expect(response.statusCode).toBe(400);
-      return response.json<{ error: { details: Array<{ field: string }> } }>().error.details[0]?.field;
+      expect(response.status).toBe(400);
+      return (response.body as { error: { details: Array<{ field: string }> } }).error.details[0]?.field;
     };
     expect(await fieldOf({ paymentId: payment?.id })).toBe('reason');
     expect(await fieldOf({ paymentId: payment?.id, reason: 'duplicate', extra: 1 })).toBe('extra');
     expect(await fieldOf({ paymentId: 'not a payment', reason: 'duplicate' })).toBe('paymentId');
     expect(await fieldOf({ paymentId: payment?.id, reason: '' })).toBe('reason');
     const unknown = await refund({ paymentId: 'pay_doesnotexist', reason: 'duplicate' });
-    expect(unknown.statusCode).toBe(404);
-    const anonymous = await world.testApp.app.inject({ method: 'POST', url: '/api/admin/refunds', payload: { paymentId: payment?.id, reason: 'duplicate' } });
-    expect(anonymous.statusCode).toBe(401);
+    expect(unknown.status).toBe(404);
+    const anonymous = await call(world, 'POST', '/api/admin/refunds', { body: { paymentId: payment?.id, reason: 'duplicate' } });
+    expect(anonymous.status).toBe(401);
     expect(await countRows(world.testApp.deps.database, 'SELECT count(*) FROM refunds WHERE payment_id = $1', [payment?.id])).toBe(0);
   });
 });
@@ -207,8 +217,8 @@ describe('disputes', () => {
     );
     const payload = JSON.stringify(dispute);
     for (let attempt = 0; attempt < 2; attempt += 1) {
-      const response = await deliver(world.testApp, payload, signatureFor(payload, world.secret, Math.floor(Date.now() / 1000)));
-      expect(response.statusCode).toBe(200);
+      const response = await deliverOverHttp(world, payload, signatureFor(payload, world.secret, Math.floor(Date.now() / 1000)));
+      expect(response.status).toBe(200);
     }
     expect(await inboxRow(world.testApp.deps.database, dispute.id)).toMatchObject({ status: 'processed', account_id: accountId });
     expect(await countRows(world.testApp.deps.database, 'SELECT count(*) FROM payments WHERE id = $1 AND disputed_at IS NOT NULL', [payment?.id])).toBe(1);
