@@ -69,16 +69,17 @@ type TrackOutcome = { readonly applied: boolean; readonly used: number } | { rea
 const BATCH_LIMITS = { maxBatch: 500, maxConcurrent: 4 } as const;
 
 /** Metered features count from the start of their UTC day or month; static limits from the epoch (they never reset). */
-export function countedPeriod(feature: CountedFeature, now: Date): { periodStart: Date; resetsAt: Date | undefined } {
+export function countedPeriod(feature: CountedFeature, now: Date): { periodStart: Date; resetsAt: string | undefined } {
   if (feature.kind === 'static') return { periodStart: STATIC_PERIOD_START, resetsAt: undefined };
   const period = periodOf(feature.period, now);
-  return { periodStart: period.start, resetsAt: period.resetsAt };
+  return { periodStart: period.start, resetsAt: period.resetsAtIso };
 }
 
 export function countedAnswer(
   name: string,
   feature: CountedFeature,
-  resetsAt: Date | undefined,
+  /** When the period ends (ISO 8601), for metered features. */
+  resetsAt: string | undefined,
   track: number | undefined,
   applied: boolean,
   used: number,
@@ -90,7 +91,7 @@ export function countedAnswer(
     feature: name,
     kind: feature.kind,
     limit,
-    ...(resetsAt ? { resetsAt: resetsAt.toISOString() } : {}),
+    ...(resetsAt ? { resetsAt } : {}),
     allowed,
     used,
     remaining: remainingOf(limit, used),
