@@ -1,6 +1,7 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { periodEnd, prorate } from '../../src/modules/stripe/sandbox/billing.js';
+import { startStripeSandbox } from '../../src/modules/stripe/sandbox/sandbox-server.js';
 import { startSandboxHarness, type SandboxHarness } from './helpers.js';
 
 const DAY = 86_400;
@@ -212,5 +213,86 @@ describe('the sandbox clock', () => {
     expect(await harness.stripe.checkout.sessions.retrieve(session.id)).toMatchObject({ status: 'expired' });
     expect((await harness.stripe.events.list({ type: 'checkout.session.expired' })).data.map((event) => (event.data.object as Stripe.Checkout.Session).id)).toContain(session.id);
     expect((await advance(0)).status).toBe(400);
+  });
+});
+
+describe('when the retries run out, what the settings say (afterFailedRetries)', () => {
+  // Sandboxes of their own: the setting is the account's, fixed when the sandbox starts.
+  const others: SandboxHarness[] = [];
+  afterAll(async () => {
+    await Promise.all(others.map((other) => other.close()));
+  });
+
+  /** A fresh sandbox with the setting, a monthly subscription paid with 4242, then the card switched to one that always fails. */
+  async function failingSubscription(afterFailedRetries: 'unpaid' | 'past_due'): Promise<{ on: SandboxHarness; subscription: Stripe.Subscription; customer: string }> {
+    const on = await startSandboxHarness({ afterFailedRetries });
+    others.push(on);
+    const price = await on.stripe.prices.create({ unit_amount: 3000, currency: 'usd', recurring: { interval: 'month' }, product_data: { name: 'Clocked' } });
+    const session = await on.stripe.checkout.sessions.create({ mode: 'subscription', line_items: [{ price: price.id }], success_url: 'http://localhost:3000/ok' });
+    const paid = await on.control<PayAnswer>('POST', `/_sandbox/checkout/${session.id}/pay`, { card: '4242424242424242', email: 'unpaid@example.com' });
+    expect(paid.body).toMatchObject({ status: 'complete', outcome: 'succeeded' });
+    const customer = paid.body.customer as string;
+    expect((await on.control('POST', `/_sandbox/customers/${customer}/payment-method`, { card: '4000000000000341' })).status).toBe(200);
+    return { on, subscription: await on.stripe.subscriptions.retrieve(paid.body.subscription as string), customer };
+  }
+
+  const advanceOn = (on: SandboxHarness, seconds: number) => on.control<{ now: number }>('POST', '/_sandbox/clock/advance', { seconds });
+
+  async function subscriptionEvents(on: SandboxHarness, subscriptionId: string): Promise<Stripe.Event[]> {
+    const all = await on.stripe.events.list({ limit: 100 }).autoPagingToArray({ limit: 2000 });
+    return all.filter((event) => event.type.startsWith('customer.subscription.') && (event.data.object as { id?: string }).id === subscriptionId).reverse();
+  }
+
+  it("'unpaid': the last failed retry marks the subscription unpaid (customer.subscription.updated), not canceled; renewals are drafts never tried; paying the open invoice makes it active", async () => {
+    const { on, subscription, customer } = await failingSubscription('unpaid');
+    await advanceOn(on, 31 * DAY);
+    expect((await on.stripe.subscriptions.retrieve(subscription.id)).status).toBe('past_due');
+    const open = (await on.gateway.listInvoices({ subscription: subscription.id, status: 'open' })).data[0] as Stripe.Invoice;
+    expect(open).toMatchObject({ attempt_count: 1, billing_reason: 'subscription_cycle' });
+
+    // Day 13: one try left, still past_due.
+    await advanceOn(on, 13 * DAY);
+    expect((await on.stripe.subscriptions.retrieve(subscription.id)).status).toBe('past_due');
+    // Day 14: the eighth attempt fails and Stripe gives up: unpaid, the subscription still in place.
+    const moved = await advanceOn(on, 1 * DAY);
+    const unpaid = await on.stripe.subscriptions.retrieve(subscription.id);
+    expect(unpaid).toMatchObject({ status: 'unpaid', ended_at: null, canceled_at: null, cancel_at_period_end: false });
+    expect(await on.stripe.invoices.retrieve(open.id)).toMatchObject({ status: 'open', attempt_count: 8, next_payment_attempt: null });
+    const events = await subscriptionEvents(on, subscription.id);
+    expect(events.map((event) => event.type)).not.toContain('customer.subscription.deleted');
+    const last = events.at(-1) as Stripe.Event;
+    expect(last).toMatchObject({ type: 'customer.subscription.updated', created: open.created + 14 * DAY, data: { object: { id: subscription.id, status: 'unpaid' }, previous_attributes: { status: 'past_due' } } });
+    // Listed among the live subscriptions, not the ended ones.
+    expect((await on.gateway.listSubscriptions({ customer })).data.map((item) => item.id)).toEqual([subscription.id]);
+
+    // The next renewal: a draft invoice that is never finalized or tried; still unpaid.
+    const periodEndAt = unpaid.items.data[0]?.current_period_end as number;
+    await advanceOn(on, periodEndAt - moved.body.now + 3 * DAY);
+    const draft = (await on.gateway.listInvoices({ subscription: subscription.id })).data[0] as Stripe.Invoice;
+    expect(draft).toMatchObject({ billing_reason: 'subscription_cycle', status: 'draft', auto_advance: false, attempt_count: 0, amount_due: 3000, period_start: periodEndAt });
+    expect((await on.stripe.subscriptions.retrieve(subscription.id)).status).toBe('unpaid');
+    expect((await on.gateway.listCharges({ customer })).data.filter((charge) => charge.status === 'failed')).toHaveLength(8);
+
+    // A working card and the open invoice paid: active again, with its updated event.
+    const working = await on.control<{ paymentMethod: string }>('POST', `/_sandbox/customers/${customer}/payment-method`, { card: '4242424242424242' });
+    expect(working.status).toBe(200);
+    expect(await on.stripe.invoices.pay(open.id)).toMatchObject({ status: 'paid', amount_paid: 3000 });
+    expect((await on.stripe.subscriptions.retrieve(subscription.id)).status).toBe('active');
+    expect((await subscriptionEvents(on, subscription.id)).at(-1)).toMatchObject({ type: 'customer.subscription.updated', data: { object: { status: 'active' }, previous_attributes: { status: 'unpaid' } } });
+  });
+
+  it("'past_due': after the last failed retry the subscription is left past_due, with no event for it", async () => {
+    const { on, subscription } = await failingSubscription('past_due');
+    await advanceOn(on, 31 * DAY);
+    const open = (await on.gateway.listInvoices({ subscription: subscription.id, status: 'open' })).data[0] as Stripe.Invoice;
+    const before = (await subscriptionEvents(on, subscription.id)).length;
+    await advanceOn(on, 15 * DAY);
+    expect(await on.stripe.invoices.retrieve(open.id)).toMatchObject({ status: 'open', attempt_count: 8, next_payment_attempt: null });
+    expect(await on.stripe.subscriptions.retrieve(subscription.id)).toMatchObject({ status: 'past_due', ended_at: null });
+    expect((await subscriptionEvents(on, subscription.id)).length).toBe(before);
+  });
+
+  it('refuses a setting it does not know', async () => {
+    await expect(startStripeSandbox({ afterFailedRetries: 'pause' as 'cancel' })).rejects.toThrow(/afterFailedRetries: one of cancel, unpaid, past_due/);
   });
 });

@@ -10,8 +10,8 @@ import type { Params } from './wire-format.js';
 
 /**
  * Subscriptions, invoices, discounts and the billing engine that moves them through
- * time: renewals, trial ends, Stripe's retry schedule for failed payments, and
- * cancellation when the retries run out.
+ * time: renewals, trial ends, Stripe's retry schedule for failed payments, and what
+ * happens when the retries run out (the account's "Manage failed payments" setting).
  */
 
 /** Days between payment attempts of a failed invoice: 8 tries within 2 weeks (Stripe's recommended Smart Retries default). */
@@ -19,8 +19,18 @@ export const DEFAULT_RETRY_DAYS: readonly number[] = [1, 2, 2, 2, 2, 2, 3];
 const DAY = 86_400;
 const TRIAL_WILL_END_NOTICE = 3 * DAY;
 
+/**
+ * What Stripe does to a subscription once every retry of a failed invoice has failed (the
+ * Dashboard's "Manage failed payments" setting): cancel it, mark it `unpaid` (its open
+ * invoice stays open and is not tried again; later renewals make draft invoices that are
+ * never attempted), or leave it `past_due` (later renewals are still invoiced and tried).
+ */
+export type AfterFailedRetries = 'cancel' | 'unpaid' | 'past_due';
+export const AFTER_FAILED_RETRIES: readonly AfterFailedRetries[] = ['cancel', 'unpaid', 'past_due'];
+
 export interface BillingSettings {
   retryDays: readonly number[];
+  afterFailedRetries: AfterFailedRetries;
 }
 
 // --- arithmetic --------------------------------------------------------------
@@ -140,7 +150,7 @@ function customerIdOf(subscription: Stripe.Subscription): string {
   return typeof subscription.customer === 'string' ? subscription.customer : subscription.customer.id;
 }
 
-/** Creates and finalizes an invoice (invoice.created, invoice.finalized); a zero total is paid at once. */
+/** Creates and finalizes an invoice (invoice.created, invoice.finalized); a zero total is paid at once. A draft is only created. */
 export function createInvoice(
   core: SandboxCore,
   input: {
@@ -150,6 +160,8 @@ export function createInvoice(
     lines: readonly InvoiceLineInput[];
     periodStart: number;
     periodEnd: number;
+    /** Leave it a draft that never advances (auto_advance false): an unpaid subscription's renewals. */
+    draft?: boolean;
   },
 ): Stripe.Invoice {
   const id = core.store.newId('invoice');
@@ -215,8 +227,13 @@ export function createInvoice(
     defaultPaymentMethod: null,
     number: `${input.customer.invoice_prefix ?? 'SANDBOX'}-${String(sequence).padStart(4, '0')}`,
   });
+  if (input.draft) invoice.auto_advance = false;
   core.store.insert('invoice', invoice);
   core.emit('invoice.created', invoice, undefined, input.customer.id);
+  if (input.draft) {
+    if (input.subscription) input.subscription.latest_invoice = invoice.id;
+    return invoice;
+  }
   const before = structuredClone(invoice);
   invoice.status = 'open';
   invoice.status_transitions.finalized_at = now;
@@ -470,14 +487,20 @@ function openInvoiceOf(core: SandboxCore, subscription: Stripe.Subscription): St
   return core.store.all<Stripe.Invoice>('invoice', (invoice) => invoice.status === 'open' && invoice.parent?.subscription_details?.subscription === subscription.id)[0];
 }
 
-/** What a failed (or retried) renewal does to the subscription's status. */
-function afterCollection(core: SandboxCore, subscription: Stripe.Subscription, invoice: Stripe.Invoice, outcome: InvoicePaymentOutcome): void {
+/**
+ * What a failed (or retried) renewal does to the subscription's status: past_due, and when
+ * the retries have run out, what the settings say (canceled, unpaid, or still past_due).
+ * A paid invoice makes a past_due or unpaid subscription active again.
+ */
+function afterCollection(core: SandboxCore, settings: BillingSettings, subscription: Stripe.Subscription, invoice: Stripe.Invoice, outcome: InvoicePaymentOutcome): void {
   if (outcome === 'paid') {
     if (subscription.status === 'past_due' || subscription.status === 'unpaid' || subscription.status === 'trialing') setStatus(core, subscription, 'active');
     return;
   }
   if (subscription.status === 'active' || subscription.status === 'trialing') setStatus(core, subscription, 'past_due');
-  if (invoice.next_payment_attempt === null) endSubscription(core, subscription, 'payment_failed');
+  if (invoice.next_payment_attempt !== null) return;
+  if (settings.afterFailedRetries === 'cancel') endSubscription(core, subscription, 'payment_failed');
+  else if (settings.afterFailedRetries === 'unpaid') setStatus(core, subscription, 'unpaid');
 }
 
 function startNextPeriod(core: SandboxCore, settings: BillingSettings, subscription: Stripe.Subscription, billingReason: Stripe.Invoice.BillingReason): void {
@@ -510,10 +533,13 @@ function startNextPeriod(core: SandboxCore, settings: BillingSettings, subscript
   }
   if (wasTrialing) subscription.status = 'active';
   core.emit('customer.subscription.updated', subscription, changedFields(before, subscription), customerId);
-  const invoice = createInvoice(core, { customer, subscription, billingReason, lines, periodStart: start, periodEnd: end });
+  // Stripe keeps invoicing an unpaid subscription, but as drafts it never finalizes or attempts.
+  const unpaid = subscription.status === 'unpaid';
+  const invoice = createInvoice(core, { customer, subscription, billingReason, lines, periodStart: start, periodEnd: end, draft: unpaid });
+  if (unpaid) return;
   if (invoice.status === 'paid') return;
   const outcome = collectInvoice(core, settings, invoice, { onSession: false });
-  afterCollection(core, subscription, invoice, outcome);
+  afterCollection(core, settings, subscription, invoice, outcome);
 }
 
 interface DueAction {
@@ -559,7 +585,7 @@ function nextAction(core: SandboxCore, settings: BillingSettings, subscription: 
       at: open.next_payment_attempt,
       run: () => {
         const outcome = collectInvoice(core, settings, open, { onSession: false });
-        afterCollection(core, subscription, open, outcome);
+        afterCollection(core, settings, subscription, open, outcome);
       },
     });
   }
@@ -682,7 +708,7 @@ export function updateSubscription(core: SandboxCore, settings: BillingSettings,
       const total = lines.reduce((sum, line) => sum + line.amount, 0);
       if (total > 0) {
         const invoice = createInvoice(core, { customer, subscription, billingReason: 'subscription_update', lines, periodStart: prorationDate, periodEnd: prorationDate });
-        if (invoice.status !== 'paid') afterCollection(core, subscription, invoice, collectInvoice(core, settings, invoice, { onSession: false }));
+        if (invoice.status !== 'paid') afterCollection(core, settings, subscription, invoice, collectInvoice(core, settings, invoice, { onSession: false }));
       } else {
         internalOf(core, id).pendingLines.push(...newLines);
       }
@@ -764,7 +790,7 @@ export function payInvoice(core: SandboxCore, settings: BillingSettings, id: str
   const outcome = collectInvoice(core, settings, invoice, { onSession: false, ...(method !== undefined ? { paymentMethod: method } : {}) });
   const subscriptionId = invoice.parent?.subscription_details?.subscription;
   const subscription = subscriptionId ? core.store.find<Stripe.Subscription>('subscription', typeof subscriptionId === 'string' ? subscriptionId : subscriptionId.id) : undefined;
-  if (subscription) afterCollection(core, subscription, invoice, outcome);
+  if (subscription) afterCollection(core, settings, subscription, invoice, outcome);
   if (outcome !== 'paid') {
     const intent = intentFor(core, invoice);
     throw new StripeApiError(402, { type: 'card_error', code: 'card_declined', message: 'Your card was declined.', payment_intent: intent });

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { advanceBilling, cancelSubscription, createSubscription, DEFAULT_RETRY_DAYS, listInvoicePayments, listInvoices, listSubscriptions, payInvoice, updateSubscription, type BillingSettings } from './billing.js';
+import { advanceBilling, AFTER_FAILED_RETRIES, cancelSubscription, createSubscription, DEFAULT_RETRY_DAYS, listInvoicePayments, listInvoices, listSubscriptions, payInvoice, updateSubscription, type BillingSettings } from './billing.js';
 import { createCheckoutSession, describeSession, expireDueSessions, expireSession, listCheckoutSessions, listLineItems, payCheckoutSession } from './checkout.js';
 import { changedFields, type SandboxCore } from './core.js';
 import * as payments from './payments.js';
@@ -40,7 +40,9 @@ function switchCard(core: SandboxCore, customerId: string, card: string): { cust
 
 /** Checkout, payments, refunds, subscriptions, invoices and the clock. */
 export function DEFAULT_MODULES(options: StripeSandboxOptions): SandboxModule[] {
-  const settings: BillingSettings = { retryDays: options.dunningRetryDays ?? DEFAULT_RETRY_DAYS };
+  const afterFailedRetries = options.afterFailedRetries ?? 'cancel';
+  if (!AFTER_FAILED_RETRIES.includes(afterFailedRetries)) throw new Error(`afterFailedRetries: one of ${AFTER_FAILED_RETRIES.join(', ')}, not ${String(afterFailedRetries)}`);
+  const settings: BillingSettings = { retryDays: options.dunningRetryDays ?? DEFAULT_RETRY_DAYS, afterFailedRetries };
   const routes: ApiRoute[] = [
     route('POST', '/v1/checkout/sessions', ({ core, params }) => createCheckoutSession(core, params)),
     route('GET', '/v1/checkout/sessions', ({ core, params }) => listCheckoutSessions(core, params)),

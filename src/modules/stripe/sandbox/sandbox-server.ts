@@ -5,6 +5,7 @@ import path from 'node:path';
 import Stripe from 'stripe';
 import { systemClock, type Clock } from '../../../platform/clock.js';
 import { BASE_ROUTES, compileTemplate, matchRoute, type ApiRoute } from './api-routes.js';
+import type { AfterFailedRetries } from './billing.js';
 import { SandboxCore } from './core.js';
 import { expandResult } from './expand.js';
 import { StripeApiError } from './sandbox-errors.js';
@@ -38,6 +39,12 @@ export interface StripeSandboxOptions {
   readonly webhookTimeoutMs?: number;
   /** Days between failed renewal attempts (default Stripe's recommended 8 tries within 2 weeks). */
   readonly dunningRetryDays?: readonly number[];
+  /**
+   * What happens when the last retry of a failed invoice fails (Stripe's "Manage failed
+   * payments" setting): 'cancel' the subscription (the default), mark it 'unpaid', or leave
+   * it 'past_due'.
+   */
+  readonly afterFailedRetries?: AfterFailedRetries;
   readonly onError?: (error: unknown) => void;
 }
 
