@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
-import { startStripeSandbox, type StripeSandbox } from '../../src/modules/stripe/sandbox/sandbox-server.js';
+import { startStripeSandbox, type StripeSandbox, type StripeSandboxOptions } from '../../src/modules/stripe/sandbox/sandbox-server.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import type { Database } from '../../src/platform/database/database.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
@@ -70,9 +70,10 @@ async function countingProxy(target: string, seen: string[]): Promise<{ url: str
   };
 }
 
-export async function startBillingHarness(env: Record<string, string> = {}): Promise<BillingHarness> {
+/** `sandboxOptions`: the sandbox's own settings (afterFailedRetries, dunningRetryDays...), added to the harness's. */
+export async function startBillingHarness(env: Record<string, string> = {}, sandboxOptions: Omit<StripeSandboxOptions, 'webhookSecret'> = {}): Promise<BillingHarness> {
   const secret = testWebhookSecret();
-  const sandbox = await startStripeSandbox({ webhookSecret: secret, webhookRetryDelaysMs: [50, 100, 200, 400, 800] });
+  const sandbox = await startStripeSandbox({ webhookSecret: secret, webhookRetryDelaysMs: [50, 100, 200, 400, 800], ...sandboxOptions });
   const stripeRequests: string[] = [];
   const proxy = await countingProxy(sandbox.url, stripeRequests);
   const testApp = await createTestApp({
