@@ -107,7 +107,10 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       await page.getByRole('button', { name: 'Add the endpoint' }).click();
       const error = page.locator('.form-status.error');
       await error.waitFor();
-      expect(await error.textContent()).toMatch(/url/);
+      // Said once: beside the field, which the form's alert names.
+      expect(await error.textContent()).toBe('Correct the marked field: URL.');
+      expect(await page.locator('main form .field-error').allTextContents()).toEqual(['Must match pattern "^https?://[^\\s]+$"']);
+      expect((await page.locator('main form').first().textContent())?.match(/pattern/g)).toHaveLength(1);
       expect(await page.getByLabel('URL').getAttribute('aria-invalid')).toBe('true');
 
       await page.getByLabel('URL').fill(hookUrl);
@@ -135,9 +138,14 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       await page.getByLabel('Amount (empty: everything left)').fill('5.001');
       page.once('dialog', (dialog) => void dialog.accept());
       await page.getByRole('button', { name: 'Refund', exact: true }).click();
-      const error = page.locator('.form-status.error');
+      const refundForm = page.locator('form', { has: page.getByRole('button', { name: 'Refund', exact: true }) });
+      const error = refundForm.locator('.form-status.error');
       await error.waitFor();
-      expect(await error.textContent()).toMatch(/amount/);
+      // Said once: beside the field (the API takes cents), which the form's alert names.
+      expect(await error.textContent()).toBe('Correct the marked field: Amount.');
+      expect(await refundForm.locator('.field-error').allTextContents()).toEqual(['Must be integer']);
+      expect((await refundForm.textContent())?.match(/integer/g)).toHaveLength(1);
+      expect(await page.getByLabel('Amount (empty: everything left)').getAttribute('aria-invalid')).toBe('true');
 
       // 5.00 of 15.00 USD: floor(250 x 500 / 1500) = 83 credits back.
       await page.getByLabel('Amount (empty: everything left)').fill('5.00');

@@ -92,11 +92,21 @@ export function dashboardSuite(shared: () => { service: StartedService; browser:
       const audit = page.getByRole('table', { name: 'Audit entries about this account' });
       const grantEntry = audit.locator('tbody tr', { hasText: 'credits.granted' }).first();
       expect(await grantEntry.textContent()).toMatch(/admin adms_/);
-      // A fraction is refused by the API with a clear message, and nothing is granted.
+      // A fraction is refused by the API, said once: beside the field (which gets the
+      // focus), and the form's alert names the field; nothing is granted.
       await page.getByLabel('Credits to grant').fill('2.5');
       await page.getByRole('button', { name: 'Grant credits' }).click();
-      await page.locator('.form-status.error').waitFor();
-      expect(await page.locator('.form-status.error').textContent()).toMatch(/amount/);
+      const grantForm = page.locator('form', { has: page.getByRole('button', { name: 'Grant credits' }) });
+      await grantForm.locator('.form-status.error').waitFor();
+      expect(await grantForm.locator('.form-status.error').textContent()).toBe('Correct the marked field: Credits to grant.');
+      expect(await grantForm.locator('.field-error').allTextContents()).toEqual(['Must be integer']);
+      expect((await grantForm.textContent())?.match(/integer/g)).toHaveLength(1);
+      const grantInput = page.getByLabel('Credits to grant');
+      expect(await grantInput.getAttribute('aria-invalid')).toBe('true');
+      expect(await grantInput.evaluate((input) => [input === document.activeElement, document.getElementById(input.getAttribute('aria-describedby')?.split(' ').at(-1) ?? '')?.textContent])).toEqual([
+        true,
+        'Must be integer',
+      ]);
       expect(await page.getByTestId('admin-balance').textContent()).toBe('50 credits');
 
       await expectCleanPage(page, problems, 'the account page');

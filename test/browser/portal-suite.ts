@@ -63,12 +63,14 @@ export function portalSuite(shared: () => { service: StartedService; browser: Br
       await page.keyboard.press('Tab');
       await page.keyboard.type(email);
       await tabTo(page, page.getByLabel('Password'));
-      // A too short password: the API's field-level message is shown beside the field.
+      // A too short password: the API's field-level message is said once, beside the field.
       await page.keyboard.type('short');
       await page.keyboard.press('Enter');
       const fieldError = page.locator('.field-error');
       await fieldError.waitFor();
-      expect(await fieldError.textContent()).toMatch(/12/);
+      expect(await fieldError.allTextContents()).toEqual(['Must be at least 12 characters']);
+      expect(await page.locator('.form-status.error').textContent()).toBe('Correct the marked field: Password.');
+      expect((await page.locator('main form').textContent())?.match(/must be at least 12/gi)).toHaveLength(1);
       expect(await page.getByLabel('Password').getAttribute('aria-invalid')).toBe('true');
       await page.getByLabel('Password').fill('');
       await page.getByLabel('Password').focus();

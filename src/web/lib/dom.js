@@ -156,42 +156,77 @@ export function formValues(form) {
   return values;
 }
 
+/** The field an API detail names, without its part of the request: `body.amount` -> `amount`. @param {string} field */
+function fieldName(field) {
+  return field.replace(/^(body|query|params)\./, '');
+}
+
+/** A sentence's first letter in capitals. @param {string} text */
+function capitalise(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** One field detail where no input shows it: "amount must be integer". @param {{field: string, message: string}} detail */
+function detailSentence(detail) {
+  return capitalise(`${fieldName(detail.field)} ${detail.message}`);
+}
+
+/** An input's label without its parenthesis: "Amount (empty: everything left)" -> "Amount". @param {HTMLInputElement} input */
+function shortLabel(input) {
+  const text = input.labels?.[0]?.textContent ?? input.name;
+  return text.replace(/\s*\(.*\)\s*$/, '').trim() || input.name;
+}
+
 /**
- * Shows an API error in a form: the message in the form's alert region, and each
- * field-level detail next to its input (aria-invalid + aria-describedby).
+ * Shows an API error in a form, each thing said once: a field-level detail beside its
+ * input (aria-invalid + aria-describedby, the first such input focused), and in the
+ * form's alert region which fields to correct; a detail with no input in the form, or an
+ * error without details, in the alert region.
  * @param {HTMLFormElement} form @param {unknown} error
  */
 export function showFormError(form, error) {
   clearFormError(form);
   const status = form.querySelector('.form-status');
   const { message, details } = describeError(error);
-  if (status) {
-    status.className = 'form-status error';
-    replace(status, message);
-  }
-  for (const detail of details) {
-    const name = detail.field.replace(/^(body|query|params)\./, '').split(/[.[]/)[0] ?? '';
+  /** @type {HTMLInputElement[]} */
+  const marked = [];
+  /** @type {string[]} */
+  const elsewhere = [];
+  for (const [index, detail] of details.entries()) {
+    const name = fieldName(detail.field).split(/[.[]/)[0] ?? '';
     const input = /** @type {HTMLInputElement | null} */ (form.querySelector(`[name="${CSS.escape(name)}"]`));
-    if (!input) continue;
+    if (!input) {
+      elsewhere.push(detailSentence(detail));
+      continue;
+    }
     input.setAttribute('aria-invalid', 'true');
-    const note = h('p', { class: 'field-error', id: `${input.id}-error` }, detail.message);
-    input.insertAdjacentElement('afterend', note);
+    const note = h('p', { class: 'field-error', id: `${input.id}-error-${index}` }, capitalise(detail.message));
+    // After the input and any note it already has.
+    let last = /** @type {Element} */ (input);
+    while (last.nextElementSibling?.classList.contains('field-error')) last = last.nextElementSibling;
+    last.insertAdjacentElement('afterend', note);
     input.setAttribute('aria-describedby', [input.getAttribute('aria-describedby'), note.id].filter(Boolean).join(' '));
+    if (!marked.includes(input)) marked.push(input);
   }
+  if (status) {
+    const labels = marked.map(shortLabel);
+    const pointer = labels.length === 0 ? '' : `Correct the marked field${labels.length > 1 ? 's' : ''}: ${labels.join(', ')}.`;
+    status.className = 'form-status error';
+    replace(status, details.length === 0 ? message : [...elsewhere.map((sentence) => `${sentence}.`), pointer].filter(Boolean).join(' '));
+  }
+  marked[0]?.focus();
 }
 
 /** @param {HTMLFormElement} form */
 export function clearFormError(form) {
-  for (const note of form.querySelectorAll('.field-error')) {
-    const input = note.previousElementSibling;
-    if (input) {
-      input.removeAttribute('aria-invalid');
-      const rest = (input.getAttribute('aria-describedby') ?? '').split(' ').filter((id) => id && id !== note.id);
-      if (rest.length > 0) input.setAttribute('aria-describedby', rest.join(' '));
-      else input.removeAttribute('aria-describedby');
-    }
-    note.remove();
+  const notes = new Set([...form.querySelectorAll('.field-error')].map((note) => note.id));
+  for (const input of form.querySelectorAll('[aria-invalid]')) {
+    input.removeAttribute('aria-invalid');
+    const rest = (input.getAttribute('aria-describedby') ?? '').split(' ').filter((id) => id && !notes.has(id));
+    if (rest.length > 0) input.setAttribute('aria-describedby', rest.join(' '));
+    else input.removeAttribute('aria-describedby');
   }
+  for (const note of form.querySelectorAll('.field-error')) note.remove();
   const status = form.querySelector('.form-status');
   if (status) {
     status.className = 'form-status';
@@ -223,8 +258,9 @@ export function describeError(error) {
   const value = /** @type {{name?: string, message?: string, status?: number, code?: string, details?: Array<{field: string, message: string}>, requestId?: string, retryAfterSeconds?: number | null}} */ (error);
   if (value && value.name === 'ApiError') {
     const details = value.details ?? [];
-    let message = value.message ?? 'The request failed.';
-    if (details.length > 0) message = `${message}: ${details.map((detail) => `${detail.field.replace(/^(body|query|params)\./, '')} ${detail.message}`).join('; ')}`;
+    // The service's message of a validation error restates its first detail
+    // ("amount: must be integer"): with details, the details alone, each said once.
+    let message = details.length > 0 ? `${details.map(detailSentence).join('; ')}.` : (value.message ?? 'The request failed.');
     if (value.code === 'RATE_LIMITED' && value.retryAfterSeconds) message = `Too many requests: try again in ${value.retryAfterSeconds} s.`;
     if (value.code === 'NOT_FOUND' && (value.message ?? '').startsWith('No route ')) {
       message = `This server does not offer that yet (${value.message}).`;
