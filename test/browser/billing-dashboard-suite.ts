@@ -7,6 +7,7 @@ import {
   BROWSER_PACK,
   csrfOf,
   expectCleanPage,
+  sandboxUrlOf,
   screenshotFolder,
   scrollsSideways,
   signUpInContext,
@@ -26,6 +27,7 @@ import {
 export function billingDashboardSuite(shared: () => { service: StartedService; browser: Browser }, enabled: boolean): void {
   describe.skipIf(!enabled)('the dashboard refunds a credit pack and reconciles in a browser (UI-1, PAY-7, PAY-8)', () => {
     let service: StartedService;
+    let browser: Browser;
     let customer: BrowserContext;
     let context: BrowserContext;
     let page: Page;
@@ -37,8 +39,7 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
     const hookUrl = 'http://127.0.0.1:9/books/refunds';
 
     beforeAll(async () => {
-      ({ service } = shared());
-      const { browser } = shared();
+      ({ service, browser } = shared());
       // The customer, in a context of their own: signs up and buys the pack.
       customer = await browser.newContext();
       accountId = await signUpInContext(customer, service, { email, password: 'a long and sturdy passphrase', name: 'Refund Co' });
@@ -238,6 +239,75 @@ export function billingDashboardSuite(shared: () => { service: StartedService; b
       }
       await page.setViewportSize({ width: 1280, height: 900 });
       expect(await problems.list()).toEqual([]);
+    });
+
+    // After the reconciliation: that run must not be the one that repairs the missed purchase.
+    it('lists an event that failed every attempt as a dead letter and replays it from the page: the credits arrive once, the row goes', async () => {
+      const buyer = await browser.newContext();
+      try {
+        const buyerId = await signUpInContext(buyer, service, { email: `dead-letter-${Math.random().toString(36).slice(2, 8)}@example.com`, password: 'a long and sturdy passphrase', name: 'Dead Letter Co' });
+        const checkout = await buyer.request.post(`${service.url}/api/billing/checkout`, { data: { creditPack: BROWSER_PACK.id }, headers: { 'x-csrf-token': await csrfOf(buyer) } });
+        expect(checkout.status(), await checkout.text()).toBe(200);
+        const { sessionId } = (await checkout.json()) as { sessionId: string };
+        // Stripe's API drops every connection that fetches this checkout session, for both
+        // attempts of its checkout.session.completed (WEBHOOK_MAX_ATTEMPTS=2, each 1 + 2
+        // requests with STRIPE_MAX_NETWORK_RETRIES=2; ui.browser.test.ts): the second is dead-lettered.
+        const fault = await fetch(`${sandboxUrlOf(service)}/_sandbox/faults`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ when: 'before', method: 'GET', pathPrefix: `/v1/checkout/sessions/${sessionId}`, count: 6 }),
+        });
+        expect(fault.status, await fault.text()).toBe(200);
+        const paid = await buyer.request.post(`${service.url}/sandbox/checkout/${sessionId}/pay`, { data: { card: '4242 4242 4242 4242' } });
+        expect(paid.status(), await paid.text()).toBe(200);
+
+        await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+        await page.getByRole('heading', { name: 'Webhook dead letters', level: 1 }).waitFor();
+        const letters = page.getByRole('table', { name: 'Stripe events that could not be applied' });
+        const row = letters.locator('tbody tr', { hasText: buyerId });
+        await expect
+          .poll(
+            async () => {
+              await page.reload();
+              await page.locator('.loading').waitFor({ state: 'detached' });
+              return row.count();
+            },
+            { timeout: 30_000 },
+          )
+          .toBe(1);
+        const eventId = (await row.locator('td').first().textContent()) ?? '';
+        expect(eventId).toMatch(/^evt_/);
+        expect((await row.locator('td').allTextContents()).slice(1, 5)).toEqual(['checkout.session.completed', buyerId, '2', 'STRIPE_CONNECTION_ERROR']);
+        expect(((await (await buyer.request.get(`${service.url}/api/credits`)).json()) as { balance: number }).balance, 'nothing granted yet').toBe(10);
+        await expectCleanPage(page, problems, 'the dead-letter list');
+
+        await row.getByRole('button', { name: `Replay ${eventId}` }).click();
+        await page.getByText(`Replayed ${eventId}: Processed.`).waitFor();
+        expect(await letters.locator('tbody tr', { hasText: eventId }).count()).toBe(0);
+        await expectCleanPage(page, problems, 'the dead-letter list after the replay');
+        await page.reload();
+        await page.locator('.loading').waitFor({ state: 'detached' });
+        expect(await page.getByText(eventId).count(), 'the replayed event after a reload').toBe(0);
+
+        // Applied once: the pack's 250 credits, one ledger line of them, one replay in the audit log.
+        expect(((await (await buyer.request.get(`${service.url}/api/credits`)).json()) as { balance: number }).balance).toBe(260);
+        await page.goto(`${service.url}/admin/accounts/${buyerId}`);
+        await page.getByRole('heading', { name: 'Dead Letter Co' }).waitFor();
+        expect(await page.getByTestId('admin-balance').textContent()).toBe('260 credits');
+        expect(await page.getByRole('table', { name: 'Credit ledger' }).locator('tbody tr', { hasText: '+250' }).count()).toBe(1);
+        // With its refund form (the payment is refundable), the page still reads on a phone.
+        await page.setViewportSize({ width: 375, height: 740 });
+        await page.getByRole('button', { name: 'Refund', exact: true }).waitFor();
+        expect(await scrollsSideways(page), 'the account page with a refund form scrolls sideways').toBe(false);
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await page.goto(`${service.url}/admin/audit`);
+        await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
+        await page.locator('.loading').waitFor({ state: 'detached' });
+        expect(await page.getByRole('table', { name: 'Audit entries, newest first' }).locator('tbody tr', { hasText: 'webhook.replayed' }).count()).toBe(1);
+        expect(await problems.list()).toEqual([]);
+      } finally {
+        await buyer.close();
+      }
     });
   });
 }

@@ -185,6 +185,20 @@ export async function expectCleanPage(page: Page, problems: PageProblems, what: 
   expect(await problems.list(), `problems on ${what}`).toEqual([]);
 }
 
+/**
+ * The address of the service's in-process Stripe sandbox, from the service's log line
+ * "Stripe sandbox listening": its /_sandbox/ controls (faults, deliveries) that the
+ * service does not forward.
+ */
+export function sandboxUrlOf(service: StartedService): string {
+  for (const line of service.server.output().split('\n')) {
+    if (!line.includes('"Stripe sandbox listening"')) continue;
+    const url = (JSON.parse(line) as { url?: unknown }).url;
+    if (typeof url === 'string') return url;
+  }
+  throw new Error('the service did not log the address of its Stripe sandbox');
+}
+
 /** A port free right now on 127.0.0.1 (the service's success URL for Stripe is built from its port). */
 export async function freePort(): Promise<number> {
   const server = createServer();
