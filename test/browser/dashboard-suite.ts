@@ -16,6 +16,7 @@ import {
 export function dashboardSuite(shared: () => { service: StartedService; browser: Browser }): void {
   describe('the operator dashboard in a browser (UI-1)', () => {
     let service: StartedService;
+    let browser: Browser;
     let context: BrowserContext;
     let page: Page;
     let problems: PageProblems;
@@ -24,8 +25,7 @@ export function dashboardSuite(shared: () => { service: StartedService; browser:
     const email = `customer-${Math.random().toString(36).slice(2, 8)}@example.com`;
 
     beforeAll(async () => {
-      ({ service } = shared());
-      const { browser } = shared();
+      ({ service, browser } = shared());
       // A customer to look after, signed up over HTTP.
       const signup = await fetch(`${service.url}/auth/signup`, {
         method: 'POST',
@@ -43,6 +43,24 @@ export function dashboardSuite(shared: () => { service: StartedService; browser:
       await context?.close();
       shots.cleanup();
     });
+
+    /** The health page's summary, as numbers. */
+    async function healthCounters() {
+      const fact = async (term: string) => (await page.locator(`dl.facts dt:text-is("${term}") + dd`).textContent()) ?? '';
+      const requests = /^(\d+) \((.*)\)$/.exec((await fact('Requests answered')).replace(/,(?=\d{3})/g, ''));
+      const authentications = /^(\d+) ok, (\d+) failed$/.exec((await fact('Authentications')).replace(/,(?=\d{3})/g, ''));
+      const grantRow = page.getByRole('table', { name: 'Credit operations' }).locator('tbody tr', { has: page.locator('td:text-is("Grant")') });
+      expect(requests, 'requests answered').not.toBeNull();
+      expect(authentications, 'authentications').not.toBeNull();
+      return {
+        requests: Number(requests![1]),
+        clientErrors: Number(/4xx: (\d+)/.exec(requests![2]!)?.[1] ?? 0),
+        okAuthentications: Number(authentications![1]),
+        failedAuthentications: Number(authentications![2]),
+        rateLimitRefusals: Number((await fact('Rate-limit refusals')).replace(/,/g, '')),
+        grants: Number(((await grantRow.locator('td').nth(1).textContent()) ?? '').replace(/,/g, '')),
+      };
+    }
 
     it('signs in with the admin token, which then appears nowhere: not in the page, not in storage, not in a readable cookie', async () => {
       await page.goto(`${service.url}/admin`);
@@ -130,7 +148,57 @@ export function dashboardSuite(shared: () => { service: StartedService; browser:
       await page.getByLabel('Status').selectOption('active');
       await page.getByRole('button', { name: 'Save plan and status' }).click();
       await expect.poll(() => page.getByTestId('account-status').textContent()).toBe('Active');
+
+      // The plan: saved, audited, and what the customer's own API answers.
+      await page.getByLabel('Plan', { exact: true }).selectOption('PRO');
+      await page.getByRole('button', { name: 'Save plan and status' }).click();
+      await expect.poll(() => page.getByTestId('account-plan').textContent()).toBe('PRO');
+      await page.getByText('Saved.').waitFor();
+      expect(await audit.locator('tbody tr', { hasText: 'account.updated' }).first().textContent()).toContain('"plan":{"to":"PRO","from":"FREE"}');
+      await page.reload();
+      await page.getByRole('heading', { name: 'Customer Co' }).waitFor();
+      expect(await page.getByTestId('account-plan').textContent()).toBe('PRO');
+      expect(await page.getByLabel('Plan', { exact: true }).inputValue()).toBe('PRO');
+      const customer = await browser.newContext();
+      try {
+        expect((await customer.request.post(`${service.url}/auth/login`, { data: { email, password: 'a long and sturdy passphrase' } })).status()).toBe(200);
+        const own = (await (await customer.request.get(`${service.url}/api/account`)).json()) as { account: { plan: string } };
+        expect(own.account.plan).toBe('PRO');
+      } finally {
+        await customer.close();
+      }
       expect(await problems.list()).toEqual([]);
+    });
+
+    it('pages through the accounts: 25 a page, "Next page" shows the rest once, "First page" goes back', async () => {
+      const tag = `Pager ${Math.random().toString(36).slice(2, 8)}`;
+      const names = Array.from({ length: 26 }, (_, index) => `${tag} ${String(index + 1).padStart(2, '0')}`);
+      // Made through the API on the page's own session (its CSRF token from GET /api/admin/session).
+      const { csrfToken } = (await (await page.request.get(`${service.url}/api/admin/session`)).json()) as { csrfToken: string };
+      for (const name of names) {
+        const created = await page.request.post(`${service.url}/api/admin/accounts`, { data: { name, plan: 'FREE' }, headers: { 'x-csrf-token': csrfToken } });
+        expect(created.status(), await created.text()).toBe(201);
+      }
+      await page.getByRole('link', { name: 'Accounts', exact: true }).click();
+      await page.getByLabel('Search accounts').fill(tag);
+      await page.getByRole('button', { name: 'Search' }).click();
+      const rows = page.getByRole('table', { name: `Accounts matching "${tag}"` }).locator('tbody tr');
+      await expect.poll(() => rows.count()).toBe(25);
+      const first = await rows.locator('td:first-child').allTextContents();
+      expect(await page.getByRole('link', { name: 'First page' }).count()).toBe(0);
+
+      await page.getByRole('link', { name: 'Next page' }).click();
+      await expect.poll(() => new URL(page.url()).searchParams.get('cursor')).toBeTruthy();
+      await expect.poll(() => rows.count()).toBe(1);
+      const second = await rows.locator('td:first-child').allTextContents();
+      expect([...first, ...second].sort()).toEqual(names);
+      expect(await page.getByRole('link', { name: 'Next page' }).count()).toBe(0);
+      await expectCleanPage(page, problems, 'the second page of accounts');
+
+      await page.getByRole('link', { name: 'First page' }).click();
+      await expect.poll(() => rows.count()).toBe(25);
+      expect(new URL(page.url()).searchParams.get('cursor')).toBeNull();
+      expect(await rows.locator('td:first-child').allTextContents()).toEqual(first);
     });
 
     it('verifies the audit chain, shows health and counters, keeps every page readable on a phone, and signs out', async () => {
@@ -145,7 +213,24 @@ export function dashboardSuite(shared: () => { service: StartedService; browser:
       expect(await page.getByTestId('ready-status').textContent()).toBe('Ready: every check passes.');
       await expectCleanPage(page, problems, 'the health page');
 
-      // Pages whose back end may not be there yet still answer with a heading and a message.
+      // The counters follow what happens: one failed authentication (an unknown key) and
+      // one grant (on the page's session) between two readings, nothing else of either kind.
+      const before = await healthCounters();
+      expect((await fetch(`${service.url}/api/account`, { headers: { 'x-api-key': `cust_${accountId}_${'x'.repeat(43)}` } })).status).toBe(401);
+      const { csrfToken } = (await (await page.request.get(`${service.url}/api/admin/session`)).json()) as { csrfToken: string };
+      const granted = await page.request.post(`${service.url}/api/admin/accounts/${accountId}/credits`, { data: { amount: 5, source: 'admin' }, headers: { 'x-csrf-token': csrfToken } });
+      expect(granted.status(), await granted.text()).toBe(201);
+      await page.reload();
+      await page.getByTestId('ready-status').waitFor();
+      const after = await healthCounters();
+      expect(after.failedAuthentications).toBe(before.failedAuthentications + 1);
+      expect(after.grants).toBe(before.grants + 1);
+      expect(after.okAuthentications).toBeGreaterThan(before.okAuthentications);
+      expect(after.requests).toBeGreaterThan(before.requests);
+      expect(after.clientErrors).toBeGreaterThanOrEqual(before.clientErrors + 1);
+      expect(after.rateLimitRefusals).toBe(before.rateLimitRefusals);
+
+      // The reconciliation and webhook pages open from the navigation (their actions: billing-dashboard-suite.ts).
       for (const [pathname, heading] of [
         ['/admin/reconciliation', 'Reconciliation'],
         ['/admin/webhooks', 'Webhook dead letters'],
