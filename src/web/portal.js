@@ -178,10 +178,20 @@ function resetPage(query) {
         label: 'Set the new password',
         fields: [field({ label: 'New password', name: 'password', type: 'password', required: true, autocomplete: 'new-password', minlength: '12', hint: 'At least 12 characters.' })],
         action: async (values) => {
-          await publicApi.post('/auth/password-reset/confirm', { token, password: values.password });
+          try {
+            await publicApi.post('/auth/password-reset/confirm', { token, password: values.password });
+          } catch (error) {
+            // The token is in the link, not in a field: say what to do about it.
+            const details = /** @type {{details?: Array<{field: string}>}} */ (error).details ?? [];
+            if (details.some((detail) => detail.field.replace(/^body\./, '') === 'token')) {
+              throw new Error('This link is invalid, expired or already used. Ask for a new one below.');
+            }
+            throw error;
+          }
           router.go('/portal/login?reset=1', { replace: true });
         },
       }),
+      h('p', null, h('a', { href: '/portal/reset', 'data-route': true }, 'Ask for a new link'), '.'),
     ]);
   }
   return page('Reset your password', () => [

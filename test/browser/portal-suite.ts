@@ -4,11 +4,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readOutbox } from '../helpers/outbox.js';
+import { createScratchDatabase, postgresSetup, type ScratchDatabase } from '../helpers/postgres.js';
 import {
   expectCleanPage,
+  freePort,
   screenshotFolder,
   scrollsSideways,
   seriousAccessibilityProblems,
+  startService,
   watchPage,
   type PageProblems,
   type StartedService,
@@ -195,6 +199,95 @@ export function portalSuite(shared: () => { service: StartedService; browser: Br
       const login = await fetch(`${service.url}/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email, password }) });
       expect(login.status).toBe(401);
       expect(await problems.list()).toEqual([]);
+    });
+
+    // Its own service, whose scheduled jobs run (the one of this file keeps them off): they send the email.
+    describe('password reset by email (AUTH-5)', () => {
+      let mailService: StartedService;
+      let scratch: ScratchDatabase | undefined;
+      let resetContext: BrowserContext;
+      let resetPage: Page;
+      let resetProblems: PageProblems;
+      const forgetful = `forgetful-${Math.random().toString(36).slice(2, 8)}@example.com`;
+      const newPassword = 'a brand new and sturdy passphrase';
+
+      beforeAll(async () => {
+        scratch = postgresSetup ? await createScratchDatabase() : undefined;
+        // Its port up front: the link in the email is built from it.
+        mailService = await startService({ PORT: String(await freePort()), JOBS_ENABLED: 'true', NOTIFICATION_DELIVERY_INTERVAL_SECONDS: '1', ...(scratch ? { DATABASE_URL: scratch.url } : {}) });
+        const signup = await fetch(`${mailService.url}/auth/signup`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ email: forgetful, password, name: 'Forgetful Co' }),
+        });
+        expect(signup.status).toBe(201);
+        resetContext = await shared().browser.newContext({ viewport: { width: 1280, height: 900 } });
+        resetPage = await resetContext.newPage();
+        resetProblems = await watchPage(resetPage);
+      }, 120_000);
+
+      afterAll(async () => {
+        await resetContext?.close();
+        await mailService?.stop();
+        await scratch?.drop();
+      });
+
+      it('mails a link to the outbox, which sets a new password that logs in; the used link is refused with a clear message', async () => {
+        await resetPage.goto(`${mailService.url}/portal/login`);
+        await resetPage.getByRole('link', { name: 'Forgot your password?' }).click();
+        await resetPage.getByRole('heading', { name: 'Reset your password', level: 1 }).waitFor();
+        await expectCleanPage(resetPage, resetProblems, 'the password reset page');
+        await resetPage.getByLabel('Email').fill(forgetful);
+        await resetPage.getByRole('button', { name: 'Send the link' }).click();
+        await resetPage.getByText('If an account has this email, a link is on its way.').waitFor();
+
+        const outbox = path.join(mailService.dataDir, 'outbox');
+        const resets = () => readOutbox(outbox).filter((message) => message.kind === 'password_reset');
+        await expect.poll(() => resets().length, { timeout: 30_000 }).toBe(1);
+        const mail = resets()[0]!;
+        expect(mail.to).toBe(forgetful);
+        const link = /(https?:\/\/\S+\/reset\?token=[A-Za-z0-9_-]+)/.exec(mail.text)?.[1] ?? '';
+        expect(new URL(link).origin, 'the link leads to this service').toBe(new URL(mailService.url).origin);
+
+        await resetPage.goto(link);
+        await resetPage.getByRole('heading', { name: 'Choose a new password', level: 1 }).waitFor();
+        await expectCleanPage(resetPage, resetProblems, 'the new password page');
+        // Too short: said once, beside the field.
+        await resetPage.getByLabel('New password').fill('short');
+        await resetPage.getByRole('button', { name: 'Set the new password' }).click();
+        await resetPage.locator('.field-error').waitFor();
+        expect(await resetPage.locator('.field-error').allTextContents()).toEqual(['Must be at least 12 characters']);
+        expect(await resetPage.locator('.form-status.error').textContent()).toBe('Correct the marked field: New password.');
+        await expectCleanPage(resetPage, resetProblems, 'the new password page with a refused password');
+        await resetPage.getByLabel('New password').fill(newPassword);
+        await resetPage.getByRole('button', { name: 'Set the new password' }).click();
+        await resetPage.getByText('Your password is changed. Log in with the new one.').waitFor();
+        expect(new URL(resetPage.url()).pathname).toBe('/portal/login');
+
+        // The old password no longer works; the new one does, in the page.
+        const old = await fetch(`${mailService.url}/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: forgetful, password }) });
+        expect(old.status).toBe(401);
+        await resetPage.getByLabel('Email').fill(forgetful);
+        await resetPage.getByLabel('Password').fill(newPassword);
+        await resetPage.getByRole('button', { name: 'Log in' }).click();
+        await resetPage.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+        await resetPage.locator('.loading').waitFor({ state: 'detached' });
+        await resetPage.getByRole('button', { name: 'Log out' }).click();
+        await resetPage.getByText('You are logged out.').waitFor();
+
+        // The link once more: a clear message and a way to ask for a new one; the password stays.
+        await resetPage.goto(link);
+        await resetPage.getByLabel('New password').fill('yet another sturdy passphrase');
+        await resetPage.getByRole('button', { name: 'Set the new password' }).click();
+        await resetPage.locator('.form-status.error').waitFor();
+        expect(await resetPage.locator('.form-status.error').textContent()).toBe('This link is invalid, expired or already used. Ask for a new one below.');
+        await expectCleanPage(resetPage, resetProblems, 'the used link');
+        const still = await fetch(`${mailService.url}/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: forgetful, password: newPassword }) });
+        expect(still.status).toBe(200);
+        await resetPage.getByRole('link', { name: 'Ask for a new link' }).click();
+        await resetPage.getByRole('heading', { name: 'Reset your password', level: 1 }).waitFor();
+        expect(await resetProblems.list()).toEqual([]);
+      });
     });
 
     // Last, because it leaves problems behind on purpose: the checks above can fail.
