@@ -13,7 +13,7 @@ describe('account export (GDPR-1)', () => {
   let adaKey: { apiKey: string; keyId: string; prefix: string };
   let bobKey: { apiKey: string; keyId: string; prefix: string };
   let adaStripe: { customerId: string; subscriptionId: string; chargeId: string };
-  let bobStripe: { customerId: string };
+  let bobStripe: { customerId: string; subscriptionId: string };
 
   beforeAll(async () => {
     harness = await startSandboxHarness();
@@ -40,14 +40,44 @@ describe('account export (GDPR-1)', () => {
   }
 
   it("contains the user's data and nothing of another account; its Content-Disposition names the file", async () => {
-    // What the webhook intake would have recorded locally for each of them (their payments).
+    // What the webhook intake would have recorded locally for each of them (their payments,
+    // their subscription as Stripe last told it, the webhook events it stored), and what
+    // sign-in would have left: a lease, a password reset, an identity at a provider.
+    const records = [
+      { tag: 'ada', who: ada, stripe: adaStripe, cents: 1000, payloadHash: 'a'.repeat(64) },
+      { tag: 'bob', who: bob, stripe: bobStripe, cents: 2000, payloadHash: 'b'.repeat(64) },
+    ];
     await asSystem(testApp.deps.database, async (tx) => {
-      for (const [person, id, cents] of [[ada, 'pay_ada_export', 1000], [bob, 'pay_bob_export', 2000]] as const) {
+      for (const { tag, who, stripe, cents, payloadHash } of records) {
         await tx.query(
           `INSERT INTO payments (id, account_id, kind, stripe_payment_intent_id, credit_pack_id, amount_cents, currency, status, created_at, updated_at)
            VALUES ($1, $2, 'credit_pack', $3, 'pack_100', $4, 'usd', 'succeeded', now(), now())`,
-          [id, person.accountId, `pi_${id}`, cents],
+          [`pay_${tag}_export`, who.accountId, `pi_pay_${tag}_export`, cents],
         );
+        await tx.query(
+          `INSERT INTO subscriptions (id, account_id, stripe_customer_id, status, plan_id, stripe_price_id, current_period_start, current_period_end,
+                                      stripe_created_at, synced_at, created_at, updated_at)
+           VALUES ($1, $2, $3, 'active', 'STARTER', $4, now(), now() + interval '30 days', now(), now(), now(), now())`,
+          [stripe.subscriptionId, who.accountId, stripe.customerId, `price_${tag}_export`],
+        );
+        await tx.query(
+          `INSERT INTO stripe_events (id, type, event_created_at, livemode, account_id, payload_sha256, status, received_at, updated_at)
+           VALUES ($1, 'invoice.paid', now(), false, $2, $3, 'processed', now(), now())`,
+          [`evt_${tag}_export`, who.accountId, payloadHash],
+        );
+        await tx.query(`INSERT INTO leases (id, account_id, feature, created_at, expires_at) VALUES ($1, $2, 'seats', now(), now() + interval '1 hour')`, [
+          `lease_${tag}_export`,
+          who.accountId,
+        ]);
+        await tx.query(
+          `INSERT INTO password_reset_tokens (id, user_id, account_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, now(), now() + interval '1 hour')`,
+          [`prt_${tag}_export`, who.userId, who.accountId, `reset-hash-of-${tag}-${'0'.repeat(40)}`],
+        );
+        await tx.query(`INSERT INTO external_identities (issuer, subject, user_id, account_id, created_at) VALUES ('https://idp.example.net', $1, $2, $3, now())`, [
+          `idp-subject-${tag}`,
+          who.userId,
+          who.accountId,
+        ]);
       }
     });
     const response = await exportOf(ada);
@@ -76,7 +106,16 @@ describe('account export (GDPR-1)', () => {
 
     // The service's own billing records: her payment, not his.
     expect(document.localBilling.payments).toEqual([expect.objectContaining({ id: 'pay_ada_export', amountCents: 1000, status: 'succeeded' })]);
-    expect(document.localBilling.subscriptions).toEqual([]);
+    expect(document.localBilling.subscriptions).toEqual([
+      expect.objectContaining({ id: adaStripe.subscriptionId, status: 'active', planId: 'STARTER', stripePriceId: 'price_ada_export' }),
+    ]);
+    // The stored webhook events about her: ids, type and times (the inbox keeps no payload).
+    expect(document.localBilling.stripeEvents).toEqual([
+      { id: 'evt_ada_export', type: 'invoice.paid', status: 'processed', eventCreatedAt: expect.any(String), receivedAt: expect.any(String) },
+    ]);
+    expect(document.usage.leases).toEqual([expect.objectContaining({ id: 'lease_ada_export', feature: 'seats', releasedAt: null })]);
+    expect(document.passwordResets).toEqual([expect.objectContaining({ id: 'prt_ada_export', usedAt: null })]);
+    expect(document.externalIdentities).toEqual([expect.objectContaining({ issuer: 'https://idp.example.net', subject: 'idp-subject-ada' })]);
 
     // Billing history from Stripe, through the gateway.
     expect(document.billing.customers).toHaveLength(1);
@@ -88,18 +127,19 @@ describe('account export (GDPR-1)', () => {
     expect(billing.refunds).toEqual([expect.objectContaining({ charge: adaStripe.chargeId, amount: 500 })]);
 
     // Nothing of Bob's account, and no secret of Ada's.
-    for (const foreign of [bob.email, bob.name, bob.accountId, bob.userId, bob.ip, bobKey.keyId, bobKey.prefix, bobStripe.customerId, `job-${bob.userId}`, 'pay_bob_export']) {
-      expect(text).not.toContain(foreign);
-    }
+    const foreign = [bob.email, bob.name, bob.accountId, bob.userId, bob.ip, bobKey.keyId, bobKey.prefix, bobStripe.customerId, `job-${bob.userId}`];
+    foreign.push('pay_bob_export', bobStripe.subscriptionId, 'price_bob_export', 'evt_bob_export', 'lease_bob_export', 'prt_bob_export', 'idp-subject-bob');
+    for (const his of foreign) expect(text).not.toContain(his);
     const secrets = await asSystem(testApp.deps.database, (tx) =>
       tx.query<{ secret: string }>(
         `SELECT password_hash AS secret FROM users WHERE id = $1
          UNION ALL SELECT token_hash FROM refresh_tokens WHERE user_id = $1
-         UNION ALL SELECT secret_hash FROM api_keys WHERE account_id = $2`,
+         UNION ALL SELECT secret_hash FROM api_keys WHERE account_id = $2
+         UNION ALL SELECT token_hash FROM password_reset_tokens WHERE user_id = $1`,
         [ada.userId, ada.accountId],
       ),
     );
-    expect(secrets.rows.length).toBeGreaterThanOrEqual(3);
+    expect(secrets.rows.length).toBeGreaterThanOrEqual(4);
     for (const { secret } of secrets.rows) expect(text).not.toContain(secret);
     expect(text).not.toContain(adaKey.apiKey);
     expect(text).not.toContain(ada.accessToken);
