@@ -6,7 +6,7 @@ import type { Database } from '../../src/platform/database/database.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { createScratchDatabase, describeWithPostgres, openPostgres, type ScratchDatabase } from '../helpers/postgres.js';
 import { startSandboxHarness, type SandboxHarness } from '../stripe/helpers.js';
-import { bearer, GENEROUS_LIMITS, giveStripeCustomer, logIn, PASSWORD, scanTextColumns, signUp, useTheAccount } from './helpers.js';
+import { bearer, financialRecordsOf, GENEROUS_LIMITS, givePaymentsAndRefund, giveStripeCustomer, logIn, PASSWORD, scanTextColumns, signUp, useTheAccount } from './helpers.js';
 
 /**
  * GDPR-2's Must-show on real PostgreSQL with two instances, as production runs: the
@@ -46,10 +46,13 @@ describeWithPostgres('account deletion across two instances (GDPR-2, PostgreSQL)
     await scratch?.drop();
   });
 
-  it('login 401, old token 401, old API key 401 on the second instance; the Stripe customer gone; no email or name in any table; chain and ledger verify', async () => {
+  it('login 401, old token 401, old API key 401 on the second instance; the Stripe customer gone; no email or name in any table; chain and ledger verify; payments and refunds kept', async () => {
     const ada = await signUp(first.app, { email: 'ada.pg@example.com', name: 'Ada Postgres', ip: '203.0.113.90' });
     const { apiKey } = await useTheAccount(first.app, ada);
     const stripe = await giveStripeCustomer(harness, first.deps.database, ada);
+    await givePaymentsAndRefund(first.deps.database, ada, stripe);
+    const moneyBefore = await financialRecordsOf(owner, ada.accountId);
+    expect(moneyBefore.totals).toEqual({ paid: '2500', refunded: '500', refunds: '500' });
     // Instance 2 knows the key and the account (its caches are live once its feeds listen).
     await expect.poll(async () => (await second.app.inject({ method: 'GET', url: '/api/account', headers: { 'x-api-key': apiKey } })).statusCode, { timeout: 10_000 }).toBe(200);
     await expect.poll(() => second.deps.apiKeyModule.verifier.cacheSize, { timeout: 10_000 }).toBeGreaterThan(0);
@@ -80,6 +83,8 @@ describeWithPostgres('account deletion across two instances (GDPR-2, PostgreSQL)
       [ada.accountId],
     );
     expect(kept.rows[0]).toEqual({ ledger: 3, grants: 1 });
+    // Her payments and the refund, with their amounts, as they were.
+    expect(await financialRecordsOf(owner, ada.accountId)).toEqual(moneyBefore);
 
     // Logged in on the second instance: refused too (after the scan, since a failed login records the typed email).
     expect((await logIn(second.app, ada)).statusCode).toBe(401);

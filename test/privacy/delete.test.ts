@@ -6,7 +6,20 @@ import { ManualClock } from '../../src/platform/clock.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { startSandboxHarness, type SandboxHarness } from '../stripe/helpers.js';
-import { bearer, GENEROUS_LIMITS, giveStripeCustomer, logIn, PASSWORD, readOutbox, scanTextColumns, signUp, useTheAccount, type Person } from './helpers.js';
+import {
+  bearer,
+  financialRecordsOf,
+  GENEROUS_LIMITS,
+  givePaymentsAndRefund,
+  giveStripeCustomer,
+  logIn,
+  PASSWORD,
+  readOutbox,
+  scanTextColumns,
+  signUp,
+  useTheAccount,
+  type Person,
+} from './helpers.js';
 
 const SERVICE_SECRET = 'service-shared-secret-for-privacy-tests-0123456789';
 const PROVIDER_SECRET = 'provider-jwt-secret-for-privacy-tests-0123456789';
@@ -83,12 +96,17 @@ describe('account deletion (GDPR-2)', () => {
     expect(await count('SELECT count(*)::int AS n FROM account_deletions WHERE account_id = $1', [lou.accountId])).toBe(0);
   });
 
-  it('after delete: login, token, refresh and key are refused, the Stripe customer is gone, no email or name is left, the chain and the ledger verify', async () => {
+  it('after delete: login, token, refresh and key are refused, the Stripe customer is gone, no email or name is left, the chain and the ledger verify, payments and refunds are kept', async () => {
     // Typed at a failed login before the account existed: an audit entry naming no account.
     expect((await logIn(testApp.app, { email: 'grace@example.com', ip: '198.51.100.40' })).statusCode).toBe(401);
     const grace = await signUp(testApp.app, { email: 'grace@example.com', name: 'Grace Hopper', ip: '203.0.113.40' });
     const { apiKey } = await useTheAccount(testApp.app, grace);
     const stripe = await giveStripeCustomer(harness, testApp.deps.database, grace);
+    await givePaymentsAndRefund(testApp.deps.database, grace, stripe);
+    const moneyBefore = await financialRecordsOf(testApp.deps.database, grace.accountId);
+    expect(moneyBefore.payments).toHaveLength(2);
+    expect(moneyBefore.refunds).toEqual([expect.objectContaining({ amount_cents: '500', status: 'succeeded' })]);
+    expect(moneyBefore.totals).toEqual({ paid: '2500', refunded: '500', refunds: '500' });
     const exported = await testApp.app.inject({ method: 'GET', url: '/api/account/export', remoteAddress: grace.ip, headers: bearer(grace) });
     expect(exported.statusCode).toBe(200);
     const needles = [grace.email, grace.name];
@@ -145,6 +163,8 @@ describe('account deletion (GDPR-2)', () => {
     const ledger = await verifyCreditLedger(testApp.deps.database, { accountId: grace.accountId });
     expect(ledger).toMatchObject({ valid: true, checked: 1 });
     expect(await count(financial, [grace.accountId])).toBe(financialRowsBefore);
+    // Her payments and the refund are kept with their amounts (2500 paid, 500 of it refunded), about nobody now.
+    expect(await financialRecordsOf(testApp.deps.database, grace.accountId)).toEqual(moneyBefore);
 
     // IPs recorded before are keyed pseudonyms; the deletion itself is audited without one.
     const entries = await asSystem(testApp.deps.database, (tx) =>

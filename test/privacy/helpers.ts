@@ -118,6 +118,55 @@ export async function giveStripeCustomer(harness: SandboxHarness, database: Data
   return { customerId: customer.id, subscriptionId: paid.body.subscription, chargeId };
 }
 
+/**
+ * What the webhook intake and an operator's refund (PAY-7) would have recorded locally for
+ * the account: a paid subscription invoice refunded in part (with its refund row) and a
+ * credit pack. The financial records a deletion must keep.
+ */
+export async function givePaymentsAndRefund(database: Database, person: Person, stripe: { customerId: string; subscriptionId: string; chargeId: string }): Promise<void> {
+  const tag = person.accountId.replace(/[^A-Za-z0-9]/g, '');
+  await asSystem(database, async (tx) => {
+    await tx.query(
+      `INSERT INTO payments (id, account_id, kind, stripe_payment_intent_id, stripe_charge_id, stripe_subscription_id, amount_cents, currency, status,
+                             amount_refunded_cents, created_at, updated_at)
+       VALUES ($1, $2, 'subscription_invoice', $3, $4, $5, 1500, 'usd', 'succeeded', 500, now(), now())`,
+      [`pay_${tag}_invoice`, person.accountId, `pi_${tag}_invoice`, stripe.chargeId, stripe.subscriptionId],
+    );
+    await tx.query(
+      `INSERT INTO payments (id, account_id, kind, stripe_payment_intent_id, credit_pack_id, amount_cents, currency, status, created_at, updated_at)
+       VALUES ($1, $2, 'credit_pack', $3, 'pack_100', 1000, 'usd', 'succeeded', now(), now())`,
+      [`pay_${tag}_pack`, person.accountId, `pi_${tag}_pack`],
+    );
+    await tx.query(
+      `INSERT INTO refunds (id, account_id, payment_id, idempotency_key, request_hash, requested_amount_cents, amount_cents, currency, reason,
+                            stripe_reason, status, stripe_refund_id, actor_type, actor_id, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, 500, 500, 'usd', 'goodwill after an outage', 'requested_by_customer', 'succeeded', $6, 'admin', 'operator', now(), now())`,
+      [`rfd_${tag}`, person.accountId, `pay_${tag}_invoice`, `refund-${tag}`, 'c'.repeat(64), `re_${tag}`],
+    );
+  });
+}
+
+/** The account's payments and refunds, amounts and all, with their totals. */
+export async function financialRecordsOf(database: Database, accountId: string) {
+  return asSystem(database, async (tx) => {
+    const payments = await tx.query<{ id: string; kind: string; amount_cents: string; amount_refunded_cents: string; currency: string; status: string }>(
+      'SELECT id, kind, amount_cents::text, amount_refunded_cents::text, currency, status FROM payments WHERE account_id = $1 ORDER BY id',
+      [accountId],
+    );
+    const refunds = await tx.query<{ id: string; payment_id: string; amount_cents: string; currency: string; status: string }>(
+      'SELECT id, payment_id, amount_cents::text, currency, status FROM refunds WHERE account_id = $1 ORDER BY id',
+      [accountId],
+    );
+    const totals = await tx.query<{ paid: string; refunded: string; refunds: string }>(
+      `SELECT (SELECT coalesce(sum(amount_cents), 0) FROM payments WHERE account_id = $1)::text AS paid,
+              (SELECT coalesce(sum(amount_refunded_cents), 0) FROM payments WHERE account_id = $1)::text AS refunded,
+              (SELECT coalesce(sum(amount_cents), 0) FROM refunds WHERE account_id = $1 AND status = 'succeeded')::text AS refunds`,
+      [accountId],
+    );
+    return { payments: payments.rows, refunds: refunds.rows, totals: totals.rows[0] };
+  });
+}
+
 export interface ColumnMatch {
   readonly table: string;
   readonly column: string;
