@@ -183,6 +183,65 @@ describeWithPostgres('bulwark on PostgreSQL', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it('audit verify exits 1 naming the first altered entry, credits verify exits 1 naming the account that does not reconcile; both 0 again once put back', async () => {
+    const entries = await withClient(scratch.url, async (client) => (await client.query<{ id: string; metadata: unknown }>('SELECT id, metadata FROM audit_log ORDER BY seq')).rows);
+    expect(entries.length).toBeGreaterThanOrEqual(4);
+    const [second, fourth] = [entries[1]!, entries[3]!];
+    // What a tamperer with owner rights does: switch the append-only trigger off, change rows, switch it back on.
+    const rewrite = (changes: Array<[id: string, metadata: unknown]>) =>
+      withClient(scratch.url, async (client) => {
+        await client.query('BEGIN');
+        await client.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only');
+        for (const [id, metadata] of changes) {
+          expect((await client.query('UPDATE audit_log SET metadata = $2 WHERE id = $1', [id, JSON.stringify(metadata)])).rowCount).toBe(1);
+        }
+        await client.query('ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only');
+        await client.query('COMMIT');
+      });
+    expect(await cli(['audit', 'verify', '--json'], env)).toMatchObject({ code: 0 });
+
+    // Two entries altered: the first of them is named.
+    await rewrite([
+      [second.id, { edited: 'by hand' }],
+      [fourth.id, { edited: 'by hand too' }],
+    ]);
+    const broken = await cli(['audit', 'verify'], env);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain(`Audit chain BROKEN at entry ${second.id}: its content does not match its hash: it was altered (1 entries before it verified)`);
+    const brokenJson = await cli(['audit', 'verify', '--json'], env);
+    expect(brokenJson.code).toBe(1);
+    expect(brokenJson.json()).toEqual({ valid: false, brokenAt: second.id, reason: 'hash_mismatch' });
+    await rewrite([
+      [second.id, second.metadata],
+      [fourth.id, fourth.metadata],
+    ]);
+    expect((await cli(['audit', 'verify', '--json'], env)).json()).toEqual({ valid: true, checked: entries.length });
+
+    // Seven credits gone from the grant that neither the ledger nor any reservation accounts for.
+    const ledgerValid = await cli(['credits', 'verify', '--json'], env);
+    expect(ledgerValid.code).toBe(0);
+    const accounts = ledgerValid.json<{ checked: number }>().checked;
+    expect(accounts).toBeGreaterThanOrEqual(1);
+    const shift = (by: number) =>
+      withClient(scratch.url, async (client) => {
+        expect((await client.query('UPDATE credit_grants SET remaining = remaining + $2 WHERE id = (SELECT min(id) FROM credit_grants WHERE account_id = $1)', [accountId, by])).rowCount).toBe(1);
+      });
+    await shift(-7);
+    const unbalanced = await cli(['credits', 'verify'], env);
+    expect(unbalanced.code).toBe(1);
+    expect(unbalanced.stdout).toContain(`Credit ledger does NOT reconcile for 1 of ${accounts} accounts:`);
+    expect(unbalanced.stdout).toContain(`${accountId}: granted != remaining + held + spent + written off; ledger balance != remaining of the grants (granted 250, remaining 243,`);
+    const unbalancedJson = await cli(['credits', 'verify', '--json'], env);
+    expect(unbalancedJson.code).toBe(1);
+    expect(unbalancedJson.json()).toMatchObject({
+      valid: false,
+      checked: accounts,
+      mismatches: [{ accountId, granted: 250, remaining: 243, ledgerRemaining: 250, problems: ['granted != remaining + held + spent + written off', 'ledger balance != remaining of the grants'] }],
+    });
+    await shift(7);
+    expect(await cli(['credits', 'verify'], env)).toMatchObject({ code: 0 });
+  });
+
   it('refuses a file that is not a PostgreSQL backup, before touching the database', async () => {
     const fake = path.join(folder, 'fake.tar.gz');
     writeFileSync(fake, Buffer.from([0x1f, 0x8b, 0x08, 0x00]));
