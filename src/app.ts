@@ -40,7 +40,7 @@ import { billingAdminRoutes } from './modules/billing/billing-admin.routes.js';
 import { notificationRoutes } from './modules/notifications/notifications.routes.js';
 import { billingRoutes } from './modules/billing/billing.routes.js';
 import { UsageService } from './modules/usage/usage.service.js';
-import { byIp } from './platform/rate-limit/keys.js';
+import { byIp, byPerson } from './platform/rate-limit/keys.js';
 import { licenseRoutes } from './modules/licenses/licenses.routes.js';
 import { LicensesService } from './modules/licenses/licenses.service.js';
 import { registerEdge, trustProxyOption } from './platform/http/edge.js';
@@ -200,7 +200,12 @@ export async function buildApp(deps: Dependencies): Promise<FastifyInstance> {
   // RL-1: people spending credits on story and book jobs are also limited per user and job type.
   const reserveJobLimit = jobTypeRateLimit(deps.rateLimiting.limiter, (request) => (request.body as { jobType?: string } | undefined)?.jobType);
   const gateJobLimit = jobTypeRateLimit(deps.rateLimiting.limiter, (request) => (request.body as { credits?: { jobType?: string } } | undefined)?.credits?.jobType);
-  await app.register(creditRoutes, { service: deps.credits, rateLimit: machineLimit, jobRateLimit: reserveJobLimit });
+  await app.register(creditRoutes, {
+    service: deps.credits,
+    rateLimit: machineLimit,
+    readRateLimit: rateLimit(deps.rateLimiting.limiter, 'balance_read.user', byPerson),
+    jobRateLimit: reserveJobLimit,
+  });
   await app.register(gateRoutes, {
     service: new GateService({ database: deps.database, clock: deps.clock, entitlements: deps.entitlements, credits: deps.credits }),
     rateLimit: async (request, reply) => {

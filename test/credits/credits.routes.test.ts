@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCreditLedger } from '../../src/modules/credits/credits.verify.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
+import { signUp } from '../privacy/helpers.js';
 
 const GENEROUS_LIMITS = { 'admin.ip': { limit: 1_000, windowSeconds: 3600 } };
 
@@ -169,6 +170,27 @@ describe('credit routes (API.md: Account and Operator)', () => {
     expect(next.json()).toMatchObject({ items: [{ amount: 1 }], nextCursor: null });
     expect((await testApp.app.inject({ method: 'GET', url: '/api/credits/ledger?limit=0', headers })).json().items).toHaveLength(1);
     expect((await testApp.app.inject({ method: 'GET', url: '/api/credits/ledger?cursor=abc', headers })).statusCode).toBe(400);
+  });
+
+  it('limits a person to 30 balance and ledger reads a minute together (RL-1 balance_read.user); an account key is limited by its plan instead', async () => {
+    const person = await signUp(testApp.app, { email: `reader.${Date.now()}@example.com`, name: 'Reader', ip: '10.61.0.1' });
+    const asPerson = { authorization: `Bearer ${person.accessToken}` };
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i += 1) {
+      const url = i % 2 === 0 ? '/api/credits' : '/api/credits/ledger';
+      statuses.push((await testApp.app.inject({ method: 'GET', url, headers: asPerson })).statusCode);
+    }
+    expect(statuses.every((status) => status === 200)).toBe(true);
+    const refused = await testApp.app.inject({ method: 'GET', url: '/api/credits/ledger', headers: asPerson });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json().error.code).toBe('RATE_LIMITED');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    // The next minute reads again.
+    clock.advance(61_000);
+    expect((await testApp.app.inject({ method: 'GET', url: '/api/credits', headers: asPerson })).statusCode).toBe(200);
+
+    const { headers } = await accountWithKey();
+    for (let i = 0; i < 31; i += 1) expect((await testApp.app.inject({ method: 'GET', url: '/api/credits', headers })).statusCode).toBe(200);
   });
 
   it('documents the routes in the OpenAPI document', async () => {

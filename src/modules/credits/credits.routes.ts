@@ -14,6 +14,8 @@ export interface CreditRouteOptions {
    * route; optional so that tests can leave it out.
    */
   readonly rateLimit?: preHandlerHookHandler;
+  /** RL-1: balance and ledger reads by people (balance_read.user, 30 a minute); optional for tests. */
+  readonly readRateLimit?: preHandlerHookHandler;
   /** RL-1's per-user job-type limits for the reserve route (jobTypeRateLimit), after rateLimit. */
   readonly jobRateLimit?: preHandlerHookHandler;
 }
@@ -88,10 +90,11 @@ export async function creditRoutes(fastify: FastifyInstance, options: CreditRout
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { service } = options;
   const preHandler = options.rateLimit ? [options.rateLimit] : [];
+  const readPreHandler = [...preHandler, ...(options.readRateLimit ? [options.readRateLimit] : [])];
 
   app.get(
     '/api/credits',
-    { config: ACCOUNT, preHandler, schema: { tags: ['credits'], summary: 'Balance, held credits and usable grants', response: { 200: BalanceResponse } } },
+    { config: ACCOUNT, preHandler: readPreHandler, schema: { tags: ['credits'], summary: 'Balance, held credits and usable grants', response: { 200: BalanceResponse } } },
     async (request, reply) => {
       const { accountId } = accountPrincipal(request);
       void reply.header('Cache-Control', 'no-store');
@@ -103,7 +106,7 @@ export async function creditRoutes(fastify: FastifyInstance, options: CreditRout
     '/api/credits/ledger',
     {
       config: ACCOUNT,
-      preHandler,
+      preHandler: readPreHandler,
       schema: { tags: ['credits'], summary: 'Every credit movement, newest first', querystring: LedgerQuery, response: { 200: LedgerResponse } },
     },
     async (request, reply) => {

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { validationError } from '../../errors/app-error.js';
 import { rateLimit, type RateLimitHook } from '../../platform/rate-limit/hooks.js';
-import { byAccount, type KeyOf } from '../../platform/rate-limit/keys.js';
+import { byAccount, byPerson } from '../../platform/rate-limit/keys.js';
 import type { RateLimiter } from '../../platform/rate-limit/limiter.js';
 import { adminPrincipalGuard } from '../audit/admin-guard.js';
 import type { RouteAuth } from '../auth/guards.js';
@@ -98,7 +98,6 @@ const CleanupBody = Type.Object({ olderThanDays: Type.Optional(OlderThanDays) })
 const CleanupResponse = Type.Object({ deleted: Type.Integer() });
 
 /** Usage reads by people are per user (RL-1 balance/usage reads); keys and services fall under RL-5's machine limit. */
-const byPerson: KeyOf = (request) => (request.principal?.kind === 'user' ? `user:${request.principal.userId}` : undefined);
 
 /** Optional-body routes: no body at all means `{}`; a body that is present is validated strictly. */
 async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {

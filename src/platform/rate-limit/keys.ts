@@ -91,6 +91,9 @@ export const byUser: KeyOf = (request) => {
   }
 };
 
+/** Keyed by the person only (users): machines are limited by their plan instead (RL-5). */
+export const byPerson: KeyOf = (request) => (request.principal?.kind === 'user' ? `user:${request.principal.userId}` : undefined);
+
 /** Keyed by the principal's account (every account principal has one). */
 export const byAccount: KeyOf = (request) => {
   const principal = request.principal;
