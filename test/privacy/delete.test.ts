@@ -8,6 +8,7 @@ import { createTestApp, type TestApp } from '../helpers/app.js';
 import { startSandboxHarness, type SandboxHarness } from '../stripe/helpers.js';
 import {
   bearer,
+  createdByOperator,
   financialRecordsOf,
   GENEROUS_LIMITS,
   givePaymentsAndRefund,
@@ -99,10 +100,31 @@ describe('account deletion (GDPR-2)', () => {
   it('after delete: login, token, refresh and key are refused, the Stripe customer is gone, no email or name is left, the chain and the ledger verify, payments and refunds are kept', async () => {
     // Typed at a failed login before the account existed: an audit entry naming no account.
     expect((await logIn(testApp.app, { email: 'grace@example.com', ip: '198.51.100.40' })).statusCode).toBe(401);
-    const grace = await signUp(testApp.app, { email: 'grace@example.com', name: 'Grace Hopper', ip: '203.0.113.40' });
+    // Created by the operator, whose stored idempotent answers name her (and hold her email and name).
+    const grace = await createdByOperator(testApp.app, testApp.deps.database, testApp.config.secrets.adminApiToken ?? '', {
+      email: 'grace@example.com',
+      name: 'Grace Hopper',
+      ip: '203.0.113.40',
+    });
     const { apiKey } = await useTheAccount(testApp.app, grace);
+    // A request of her own with an Idempotency-Key: its answer is kept under her account's scope.
+    const reported = await testApp.app.inject({
+      method: 'POST',
+      url: '/api/usage',
+      remoteAddress: grace.ip,
+      headers: { ...bearer(grace), 'idempotency-key': 'grace-usage-2' },
+      payload: { events: [{ idempotencyKey: `u2-${grace.userId}`, jobType: 'story', description: `Another story for ${grace.name}` }] },
+    });
+    expect(reported.statusCode, reported.body).toBe(202);
     const stripe = await giveStripeCustomer(harness, testApp.deps.database, grace);
     await givePaymentsAndRefund(testApp.deps.database, grace, stripe);
+    const idempotentAnswers = (accountId: string) =>
+      count(
+        `SELECT count(*)::int AS n FROM idempotency_requests WHERE scope = 'account:' || $1::text OR strpos(response_body, '"' || $1::text || '"') > 0`,
+        [accountId],
+      );
+    // Hers, and the operator's creation (the grant's answer names neither her nor her account).
+    expect(await idempotentAnswers(grace.accountId)).toBe(2);
     const moneyBefore = await financialRecordsOf(testApp.deps.database, grace.accountId);
     expect(moneyBefore.payments).toHaveLength(2);
     expect(moneyBefore.refunds).toEqual([expect.objectContaining({ amount_cents: '500', status: 'succeeded' })]);
@@ -113,7 +135,16 @@ describe('account deletion (GDPR-2)', () => {
     // The scan can find them: before the deletion they are in several tables.
     const before = await asSystem(testApp.deps.database, (tx) => scanTextColumns(tx, needles));
     expect(before.map((match) => `${match.table}.${match.column}`)).toEqual(
-      expect.arrayContaining(['users.email', 'users.name', 'accounts.name', 'api_keys.label', 'usage_reports.description', 'audit_log.personal']),
+      expect.arrayContaining([
+        'users.email',
+        'users.name',
+        'accounts.name',
+        'api_keys.label',
+        'usage_reports.description',
+        'audit_log.personal',
+        'refunds.reason',
+        'idempotency_requests.response_body',
+      ]),
     );
     const financial = 'SELECT (SELECT count(*) FROM credit_ledger WHERE account_id = $1) + (SELECT count(*) FROM credit_grants WHERE account_id = $1) + (SELECT count(*) FROM usage_reports WHERE account_id = $1) AS n';
     const financialRowsBefore = await count(financial, [grace.accountId]);
@@ -133,6 +164,9 @@ describe('account deletion (GDPR-2)', () => {
     await testApp.deps.notifications.deliverDue();
     // No email or name left in any text column of any table.
     expect(await asSystem(testApp.deps.database, (tx) => scanTextColumns(tx, needles))).toEqual([]);
+
+    expect(await idempotentAnswers(grace.accountId)).toBe(0);
+    expect(await count(`SELECT count(*)::int AS n FROM refunds WHERE account_id = $1 AND reason = 'erased'`, [grace.accountId])).toBe(1);
 
     // Nothing of the account authenticates any more.
     const deletedAt = clock.now();

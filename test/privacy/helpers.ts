@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
+import { hashPassword } from '../../src/modules/auth/passwords.js';
 import { asSystem } from '../../src/platform/database/access.js';
 import type { Database, Queryable } from '../../src/platform/database/database.js';
 import type { SandboxHarness } from '../stripe/helpers.js';
@@ -48,6 +49,47 @@ export async function signUp(app: FastifyInstance, person: { email: string; name
     accessToken: body.accessToken,
     csrfToken: body.csrfToken,
     cookie: cookieHeaderOf(response.headers['set-cookie']),
+  };
+}
+
+/**
+ * An account the operator created (POST /api/admin/accounts with an Idempotency-Key, so the
+ * answer naming the owner is kept), its owner's password set as the reset email would have
+ * set it, logged in; and 10 credits granted by the operator, with a key too.
+ */
+export async function createdByOperator(
+  app: FastifyInstance,
+  database: Database,
+  adminToken: string,
+  person: { email: string; name: string; ip: string },
+): Promise<Person> {
+  const admin = { authorization: `Bearer ${adminToken}` };
+  const created = await app.inject({
+    method: 'POST',
+    url: '/api/admin/accounts',
+    headers: { ...admin, 'idempotency-key': `create-${person.email}` },
+    payload: { email: person.email, name: person.name },
+  });
+  expect(created.statusCode, created.body).toBe(201);
+  const { account, user } = created.json() as { account: { id: string }; user: { id: string } };
+  const passwordHash = await hashPassword(PASSWORD);
+  await asSystem(database, (tx) => tx.query('UPDATE users SET password_hash = $2 WHERE id = $1', [user.id, passwordHash]));
+  const granted = await app.inject({
+    method: 'POST',
+    url: `/api/admin/accounts/${account.id}/credits`,
+    headers: { ...admin, 'idempotency-key': `grant-${account.id}` },
+    payload: { amount: 10, source: 'admin' },
+  });
+  expect(granted.statusCode, granted.body).toBe(201);
+  const login = await logIn(app, person);
+  expect(login.statusCode, login.body).toBe(200);
+  return {
+    ...person,
+    accountId: account.id,
+    userId: user.id,
+    accessToken: login.json().accessToken,
+    csrfToken: login.json().csrfToken,
+    cookie: cookieHeaderOf(login.headers['set-cookie']),
   };
 }
 
@@ -120,8 +162,8 @@ export async function giveStripeCustomer(harness: SandboxHarness, database: Data
 
 /**
  * What the webhook intake and an operator's refund (PAY-7) would have recorded locally for
- * the account: a paid subscription invoice refunded in part (with its refund row) and a
- * credit pack. The financial records a deletion must keep.
+ * the account: a paid subscription invoice refunded in part (with its refund row, the
+ * operator's reason naming the person) and a credit pack. The financial records a deletion must keep.
  */
 export async function givePaymentsAndRefund(database: Database, person: Person, stripe: { customerId: string; subscriptionId: string; chargeId: string }): Promise<void> {
   const tag = person.accountId.replace(/[^A-Za-z0-9]/g, '');
@@ -140,8 +182,8 @@ export async function givePaymentsAndRefund(database: Database, person: Person, 
     await tx.query(
       `INSERT INTO refunds (id, account_id, payment_id, idempotency_key, request_hash, requested_amount_cents, amount_cents, currency, reason,
                             stripe_reason, status, stripe_refund_id, actor_type, actor_id, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, 500, 500, 'usd', 'goodwill after an outage', 'requested_by_customer', 'succeeded', $6, 'admin', 'operator', now(), now())`,
-      [`rfd_${tag}`, person.accountId, `pay_${tag}_invoice`, `refund-${tag}`, 'c'.repeat(64), `re_${tag}`],
+       VALUES ($1, $2, $3, $4, $5, 500, 500, 'usd', $7, NULL, 'succeeded', $6, 'admin', 'operator', now(), now())`,
+      [`rfd_${tag}`, person.accountId, `pay_${tag}_invoice`, `refund-${tag}`, 'c'.repeat(64), `re_${tag}`, `goodwill after an outage, asked by ${person.name}`],
     );
   });
 }

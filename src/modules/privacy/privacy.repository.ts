@@ -252,11 +252,14 @@ export interface LocalErasure {
   readonly externalIdentities: number;
   readonly apiKeyLabels: number;
   readonly usageReports: number;
+  readonly refundReasons: number;
+  readonly idempotentAnswers: number;
 }
 
 /**
  * Step 2 of a deletion, locally: names, emails and password hashes go, external identity
- * mappings go, free text (key labels, usage descriptions and metadata) is cleared. Ids,
+ * mappings go, free text (key labels, usage descriptions and metadata, refund reasons) is
+ * cleared, stored Idempotency-Key answers of the account or naming it go. Ids,
  * amounts and timestamps stay: the credit ledger, grants, reservations, usage reports and
  * counters are the financial records the law requires, now about nobody in particular.
  */
@@ -275,11 +278,26 @@ export async function eraseLocalPersonalData(tx: Queryable, accountId: string, a
     `UPDATE usage_reports SET description = NULL, metadata = '{}'::jsonb WHERE account_id = $1 AND (description IS NOT NULL OR metadata <> '{}'::jsonb)`,
     [accountId],
   );
+  // The operator's free text (NOT NULL): Stripe's reason when it was one (no one's name), else a placeholder.
+  const refundReasons = await tx.query(
+    `UPDATE refunds SET reason = coalesce(stripe_reason, 'erased'), updated_at = $2 WHERE account_id = $1 AND reason <> coalesce(stripe_reason, 'erased')`,
+    [accountId, at],
+  );
+  // Answers kept for 24 hours (migration 0019): the account's own, and any that names it as a JSON
+  // string (the operator's account creation holds the owner's email and name). Account ids are random.
+  const idempotentAnswers = await tx.query(
+    `DELETE FROM idempotency_requests r
+      WHERE r.scope = 'account:' || $1
+         OR strpos(r.response_body, '"' || $1 || '"') > 0`,
+    [accountId],
+  );
   return {
     users: users.rowCount,
     externalIdentities: externalIdentities.rowCount,
     apiKeyLabels: apiKeyLabels.rowCount,
     usageReports: usageReports.rowCount,
+    refundReasons: refundReasons.rowCount,
+    idempotentAnswers: idempotentAnswers.rowCount,
   };
 }
 
