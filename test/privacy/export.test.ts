@@ -54,6 +54,13 @@ describe('account export (GDPR-1)', () => {
            VALUES ($1, $2, 'credit_pack', $3, 'pack_100', $4, 'usd', 'succeeded', now(), now())`,
           [`pay_${tag}_export`, who.accountId, `pi_pay_${tag}_export`, cents],
         );
+        // An operator's partial refund of that payment, its reason naming the person.
+        await tx.query(
+          `INSERT INTO refunds (id, account_id, payment_id, idempotency_key, request_hash, requested_amount_cents, amount_cents, currency, reason,
+                                status, stripe_refund_id, actor_type, actor_id, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, 300, 300, 'usd', $6, 'succeeded', $7, 'admin', 'operator-export', now(), now())`,
+          [`rfd_${tag}_export`, who.accountId, `pay_${tag}_export`, `key:refund-key-of-${tag}`, payloadHash.replace(/./g, 'd'), `goodwill for ${who.name}`, `re_${tag}_export`],
+        );
         await tx.query(
           `INSERT INTO subscriptions (id, account_id, stripe_customer_id, status, plan_id, stripe_price_id, current_period_start, current_period_end,
                                       stripe_created_at, synced_at, created_at, updated_at)
@@ -109,6 +116,23 @@ describe('account export (GDPR-1)', () => {
     expect(document.localBilling.subscriptions).toEqual([
       expect.objectContaining({ id: adaStripe.subscriptionId, status: 'active', planId: 'STARTER', stripePriceId: 'price_ada_export' }),
     ]);
+    // Her refund as the service recorded it: not its idempotency key or request hash, not the operator.
+    expect(document.localBilling.refunds).toEqual([
+      {
+        id: 'rfd_ada_export',
+        paymentId: 'pay_ada_export',
+        amountCents: 300,
+        requestedAmountCents: 300,
+        currency: 'usd',
+        reason: 'goodwill for Ada Lovelace',
+        stripeReason: null,
+        status: 'succeeded',
+        stripeRefundId: 're_ada_export',
+        createdAt: expect.any(String),
+        updatedAt: expect.any(String),
+      },
+    ]);
+    for (const secret of ['refund-key-of-ada', 'd'.repeat(64), 'operator-export']) expect(text).not.toContain(secret);
     // The stored webhook events about her: ids, type and times (the inbox keeps no payload).
     expect(document.localBilling.stripeEvents).toEqual([
       { id: 'evt_ada_export', type: 'invoice.paid', status: 'processed', eventCreatedAt: expect.any(String), receivedAt: expect.any(String) },
@@ -128,7 +152,7 @@ describe('account export (GDPR-1)', () => {
 
     // Nothing of Bob's account, and no secret of Ada's.
     const foreign = [bob.email, bob.name, bob.accountId, bob.userId, bob.ip, bobKey.keyId, bobKey.prefix, bobStripe.customerId, `job-${bob.userId}`];
-    foreign.push('pay_bob_export', bobStripe.subscriptionId, 'price_bob_export', 'evt_bob_export', 'lease_bob_export', 'prt_bob_export', 'idp-subject-bob');
+    foreign.push('pay_bob_export', bobStripe.subscriptionId, 'price_bob_export', 'evt_bob_export', 'lease_bob_export', 'prt_bob_export', 'idp-subject-bob', 'rfd_bob_export', 're_bob_export');
     for (const his of foreign) expect(text).not.toContain(his);
     const secrets = await asSystem(testApp.deps.database, (tx) =>
       tx.query<{ secret: string }>(

@@ -46,7 +46,7 @@ export interface LocalPersonalData {
   readonly usage: { readonly reports: Row[]; readonly counters: Row[]; readonly dailyCounts: Row[]; readonly leases: Row[] };
   readonly credits: { readonly grants: Row[]; readonly reservations: Row[]; readonly ledger: Row[] };
   /** What the service itself keeps of the account's billing (the webhook intake's tables); Stripe's own records are exported beside it. */
-  readonly localBilling: { readonly subscriptions: Row[]; readonly payments: Row[]; readonly stripeEvents: Row[] };
+  readonly localBilling: { readonly subscriptions: Row[]; readonly payments: Row[]; readonly refunds: Row[]; readonly stripeEvents: Row[] };
   readonly deletion: Row | null;
 }
 
@@ -147,6 +147,14 @@ export async function readLocalPersonalData(tx: Queryable, accountId: string, us
                 amount_cents AS "amountCents", currency, status, amount_refunded_cents AS "amountRefundedCents",
                 credits_granted AS "creditsGranted", disputed_at AS "disputedAt", created_at AS "createdAt", updated_at AS "updatedAt"
            FROM payments WHERE account_id = $1 ORDER BY created_at, id`,
+        byAccount,
+      ),
+      // An operator's refunds (PAY-7): not the request's idempotency key or hash, not which operator.
+      refunds: await rows(
+        tx,
+        `SELECT id, payment_id AS "paymentId", amount_cents AS "amountCents", requested_amount_cents AS "requestedAmountCents", currency,
+                reason, stripe_reason AS "stripeReason", status, stripe_refund_id AS "stripeRefundId", created_at AS "createdAt", updated_at AS "updatedAt"
+           FROM refunds WHERE account_id = $1 ORDER BY created_at, id`,
         byAccount,
       ),
       // The inbox keeps ids, type, times and a hash only (WH-7): that is all there is to export.
