@@ -54,12 +54,10 @@ export class AccountSnapshots {
   }
 
   async get(accountId: string): Promise<AccountSnapshot | undefined> {
+    const cached = this.peek(accountId);
+    if (cached) return cached;
     const live = this.feed?.isLive() ?? false;
     const now = performance.now();
-    if (live) {
-      const entry = this.entries.get(accountId);
-      if (entry && now - entry.storedAtMs < this.ttlMs) return entry.snapshot;
-    }
     const epochAtLookup = this.epoch;
     const { rows } = await forAccount(this.database, accountId, (tx) =>
       tx.query<AccountSnapshot>('SELECT id, plan, status FROM accounts WHERE id = $1', [accountId]),

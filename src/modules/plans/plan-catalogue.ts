@@ -87,8 +87,8 @@ export class PlanCatalogue implements PlanCataloguePort, JobPricingPort {
    * catalogue fresh); undefined otherwise. Lets hot paths skip a promise.
    */
   cachedPlanFor(planId: string): Plan | undefined {
-    if (!this.cached || !(this.feed?.isLive() ?? false) || performance.now() - this.cached.storedAtMs >= this.ttlMs) return undefined;
-    return planIn(this.cached.snapshot, planId);
+    const snapshot = this.fresh();
+    return snapshot ? planIn(snapshot, planId) : undefined;
   }
 
   /** The plan for `planId` if it exists, without the FREE fallback (operator views). */
@@ -107,9 +107,10 @@ export class PlanCatalogue implements PlanCataloguePort, JobPricingPort {
   }
 
   async snapshot(): Promise<CatalogueSnapshot> {
+    const fresh = this.fresh();
+    if (fresh) return fresh;
     const live = this.feed?.isLive() ?? false;
     const startedAtMs = performance.now();
-    if (live && this.cached && startedAtMs - this.cached.storedAtMs < this.ttlMs) return this.cached.snapshot;
     // Callers arriving while a read is under way share it, unless a change was announced since it began.
     if (live && this.loading && this.loading.epoch === this.epoch) return this.loading.promise;
     const epochAtLookup = this.epoch;
@@ -123,6 +124,12 @@ export class PlanCatalogue implements PlanCataloguePort, JobPricingPort {
     } finally {
       if (this.loading?.promise === promise) this.loading = undefined;
     }
+  }
+
+  /** The cached catalogue if it may be used right now (feed live, within the TTL). */
+  private fresh(): CatalogueSnapshot | undefined {
+    if (!this.cached || !(this.feed?.isLive() ?? false) || performance.now() - this.cached.storedAtMs >= this.ttlMs) return undefined;
+    return this.cached.snapshot;
   }
 
   /** True while the cache may be used (its change feed is live). */
